@@ -1,0 +1,38 @@
+# Two commands do all the set-up on a fresh machine:
+#   make lab   - create .venv (once) and open the lessons in JupyterLab
+#   make test  - create .venv (once) and run the unit tests and every notebook (nbval)
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+NOTEBOOKS := notebooks
+
+.PHONY: venv lab test test-fast lint bench clean
+
+# Re-installs only when pyproject.toml changes; the stamp makes `make venv` idempotent.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[torch,tensorflow,dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+lab: venv
+	$(BIN)/jupyter lab --notebook-dir=$(NOTEBOOKS)
+
+test: venv
+	$(BIN)/python -m pytest tests $(NOTEBOOKS) --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg
+
+test-fast: venv
+	$(BIN)/python -m pytest tests -m "not browser"
+
+lint: venv
+	$(BIN)/ruff check gradcam_widgets tests benchmarks
+
+bench: venv
+	$(BIN)/python benchmarks/engine.py
+	$(BIN)/python benchmarks/engine_keras.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache

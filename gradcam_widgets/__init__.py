@@ -1,0 +1,54 @@
+"""gradcam_widgets: learn and use Grad-CAM with PyTorch or Keras.
+
+The public API, loaded lazily (PEP 562) so that ``import gradcam_widgets`` imports
+neither torch nor TensorFlow::
+
+    import gradcam_widgets as gw
+
+    gw.candidate_layers(model, inputs)            # layers with a spatial feature map
+    maps = gw.gradcam(model, inputs, target=281)  # float32 (N, h, w)
+    picture = gw.overlay(image, maps[0], alpha=0.4)
+    gw.Explorer(model, inputs, image=image)       # sliders for layer, class, alpha
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "candidate_layers": "methods",
+    "gradcam": "methods",
+    "gradcam_multi": "methods",
+    "cam": "methods",
+    "predict": "methods",
+    "overlay": "render",
+    "Explorer": "explorer",
+    "data": None,
+    "zoo": None,
+    "figures": None,
+    "exercises": None,
+}
+
+__all__ = sorted(_EXPORTS)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from . import data, exercises, figures, zoo
+    from .explorer import Explorer
+    from .methods import cam, candidate_layers, gradcam, gradcam_multi, predict
+    from .render import overlay
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'gradcam_widgets' has no attribute {name!r}")
+    module_name = _EXPORTS[name]
+    if module_name is None:
+        return importlib.import_module(f".{name}", __name__)
+    return getattr(importlib.import_module(f".{module_name}", __name__), name)
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -1,0 +1,226 @@
+"""PyTorch adapter: forward hooks scoped to one call, ``torch.autograd.grad`` to them.
+
+No ``loss.backward()``: gradients go only to the captured activations, so no parameter's
+``.grad`` is touched and the backward pass stops at the earliest captured layer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import weakref
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .base import (
+    Capture,
+    Head,
+    LayerInfo,
+    check_logits_shape,
+    resolve_targets,
+    validate_pixels,
+)
+
+_SOFTMAXES = (nn.Softmax, nn.LogSoftmax)
+
+# model -> {(input shape, dtype, module ids): [LayerInfo]}; weak so models can be freed.
+_LAYER_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+@contextlib.contextmanager
+def _eval_mode(model: nn.Module) -> Iterator[None]:
+    """Evaluate in eval mode (Dropout off, BatchNorm running stats) and restore each flag."""
+    flags = [(module, module.training) for module in model.modules()]
+    try:
+        model.eval()
+        yield
+    finally:
+        for module, was_training in flags:
+            module.training = was_training
+
+
+@contextlib.contextmanager
+def _hooks(handles: list[torch.utils.hooks.RemovableHandle]) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def _first_conv(model: nn.Module) -> nn.Module | None:
+    for module in model.modules():
+        if isinstance(module, (nn.Conv2d, nn.Conv1d, nn.Conv3d)):
+            return module
+    return None
+
+
+def _run(model: nn.Module, batch: torch.Tensor) -> Any:
+    """Call the model, turning a shape mismatch into an error that says what to do."""
+    try:
+        return model(batch)
+    except RuntimeError as error:
+        raise ValueError(
+            f"the model could not run on inputs of shape {tuple(batch.shape)}: {error}. "
+            "PyTorch models take a batch laid out as (N, C, H, W) at the size the model "
+            "was built for."
+        ) from error
+
+
+class TorchBackend:
+    """Grad-CAM plumbing for ``torch.nn.Module``."""
+
+    name = "torch"
+
+    def prepare(self, model: nn.Module, inputs: Any) -> torch.Tensor:
+        """Return a float batch on the model's device; add a batch axis to a single image."""
+        if isinstance(inputs, torch.Tensor):
+            batch = inputs.detach()
+        else:
+            batch = torch.as_tensor(np.asarray(inputs))
+        if not batch.is_floating_point():
+            batch = batch.float()
+        if batch.ndim == 3:
+            batch = batch.unsqueeze(0)
+        if batch.ndim != 4:
+            raise ValueError(
+                f"inputs have shape {tuple(batch.shape)}: give a batch (N, C, H, W) or one "
+                "image (C, H, W)."
+            )
+        validate_pixels(batch.cpu().numpy())
+        conv = _first_conv(model)
+        if isinstance(conv, nn.Conv2d) and batch.shape[1] != conv.in_channels:
+            hint = ""
+            if batch.shape[-1] == conv.in_channels:
+                hint = " They look channels-last: use inputs.permute(0, 3, 1, 2)."
+            raise ValueError(
+                f"inputs have {batch.shape[1]} channels on axis 1 but the model's first "
+                f"convolution expects {conv.in_channels} (layout N, C, H, W).{hint}"
+            )
+        parameter = next(model.parameters(), None)
+        if parameter is not None:
+            batch = batch.to(device=parameter.device, dtype=parameter.dtype)
+        return batch
+
+    def describe_layers(self, model: nn.Module, batch: torch.Tensor) -> list[LayerInfo]:
+        """Run one no-grad forward with a hook on every module and record output shapes."""
+        modules = [(name, m) for name, m in model.named_modules() if name]
+        key = (tuple(batch.shape[1:]), batch.dtype, tuple(id(m) for _, m in modules))
+        cached = _LAYER_CACHE.get(model, {}).get(key)
+        if cached is not None:
+            return cached
+        seen: dict[str, list[Any]] = {}
+
+        def make_hook(name: str):
+            def hook(module: nn.Module, args: Any, output: Any) -> None:
+                if name in seen:
+                    seen[name][1] += 1
+                else:
+                    shape = tuple(output.shape) if isinstance(output, torch.Tensor) else None
+                    seen[name] = [shape, 1]
+
+            return hook
+
+        handles = [m.register_forward_hook(make_hook(name)) for name, m in modules]
+        with _hooks(handles), _eval_mode(model), torch.no_grad():
+            _run(model, batch[:1])
+        infos = []
+        for name, (shape, calls) in seen.items():
+            spatial = (shape[2], shape[3]) if shape is not None and len(shape) == 4 else None
+            infos.append(LayerInfo(name, shape, spatial, calls))
+        _LAYER_CACHE.setdefault(model, {})[key] = infos
+        return infos
+
+    def capture(
+        self,
+        model: nn.Module,
+        batch: torch.Tensor,
+        layers: Sequence[str],
+        targets: Sequence[np.ndarray],
+        *,
+        with_gradients: bool = True,
+        with_head: bool = False,
+    ) -> Capture:
+        """One forward pass, then one ``autograd.grad`` per target set to every layer."""
+        named = dict(model.named_modules())
+        captured: dict[str, torch.Tensor] = {}
+        softmax_io: dict[int, torch.Tensor] = {}
+        linear_io: dict[int, tuple[nn.Linear, torch.Tensor]] = {}
+
+        def capture_hook(name: str):
+            def hook(module: nn.Module, args: Any, output: torch.Tensor) -> torch.Tensor:
+                # A frozen model (or torch.no_grad) gives an output outside the graph: make
+                # it a leaf so the score can be differentiated with respect to it.
+                base = output if output.requires_grad else output.detach().requires_grad_(True)
+                captured[name] = base
+                # Hand the rest of the network a copy, so that an in-place op after this
+                # layer (ReLU(inplace=True)) cannot overwrite what we captured.
+                return base.clone()
+
+            return hook
+
+        def softmax_hook(module: nn.Module, args: Any, output: torch.Tensor) -> None:
+            softmax_io[id(output)] = args[0]
+
+        def linear_hook(module: nn.Linear, args: Any, output: torch.Tensor) -> None:
+            linear_io[id(output)] = (module, args[0])
+
+        handles = [named[name].register_forward_hook(capture_hook(name)) for name in layers]
+        for module in model.modules():
+            if isinstance(module, _SOFTMAXES):
+                handles.append(module.register_forward_hook(softmax_hook))
+            elif with_head and isinstance(module, nn.Linear):
+                handles.append(module.register_forward_hook(linear_hook))
+
+        with _hooks(handles), _eval_mode(model), torch.enable_grad():
+            output = _run(model, batch)
+            if not isinstance(output, torch.Tensor):
+                raise ValueError(
+                    f"the model returned {type(output).__name__}; Grad-CAM needs a model "
+                    "that returns one (N, classes) tensor. Wrap it to pick that output."
+                )
+            # The paper's y^c is the score before the softmax: when the model ends in an
+            # nn.Softmax, take that module's input instead of changing the model.
+            logits = softmax_io.get(id(output), output)
+            check_logits_shape(tuple(logits.shape))
+            logits_np = logits.detach().cpu().numpy().astype(np.float32)
+            resolved = [resolve_targets(spec, logits_np) for spec in targets]
+            activations = [captured[name] for name in layers]
+            gradients: list[dict[str, np.ndarray]] = []
+            if with_gradients:
+                rows = torch.arange(logits.shape[0], device=logits.device)
+                for i, classes in enumerate(resolved):
+                    index = torch.as_tensor(classes, device=logits.device)
+                    score = logits[rows, index].sum()
+                    grads = torch.autograd.grad(
+                        score,
+                        activations,
+                        retain_graph=i < len(resolved) - 1,
+                        allow_unused=True,
+                    )
+                    gradients.append(
+                        {
+                            name: _numpy(g) if g is not None else np.zeros_like(_numpy(a))
+                            for name, a, g in zip(layers, activations, grads, strict=True)
+                        }
+                    )
+            head = None
+            if with_head:
+                found = linear_io.get(id(logits))
+                if found is not None:
+                    module, features = found
+                    head = Head(_numpy(features), _numpy(module.weight))
+        return Capture(
+            logits=logits_np,
+            activations={name: _numpy(a) for name, a in zip(layers, activations, strict=True)},
+            targets=resolved,
+            gradients=gradients,
+            head=head,
+        )
+
+
+def _numpy(tensor: torch.Tensor) -> np.ndarray:
+    return tensor.detach().cpu().numpy().astype(np.float32, copy=False)
