@@ -32,7 +32,19 @@ _EXPORTS = {
     "exercises": None,
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "Explorer",
+    "cam",
+    "candidate_layers",
+    "data",
+    "exercises",
+    "figures",
+    "gradcam",
+    "gradcam_multi",
+    "overlay",
+    "predict",
+    "zoo",
+]
 
 if TYPE_CHECKING:  # pragma: no cover
     from . import data, exercises, figures, zoo

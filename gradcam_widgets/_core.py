@@ -84,7 +84,8 @@ def hirescam_map(activations: np.ndarray, gradients: np.ndarray) -> np.ndarray:
 
     Draelos & Carin, "Use HiResCAM instead of Grad-CAM for faithful explanations of
     convolutional neural networks", arXiv:2011.08891, 2020. Where the gradient is
-    constant over the map (a GAP head) it equals Grad-CAM times ``Z = h*w``.
+    constant over each channel (a GAP head: ``g^k = w_k^c / Z``) it equals Grad-CAM;
+    elsewhere averaging the gradient can cancel evidence that HiResCAM keeps.
 
     Args:
         activations: ``(N, K, h, w)``.

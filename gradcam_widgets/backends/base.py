@@ -115,7 +115,7 @@ def normalize_target_spec(target: Any, batch_size: int) -> np.ndarray:
     if target is None:
         return np.full(batch_size, TOP_CLASS, dtype=np.int64)
     if isinstance(target, (bool, np.bool_)):
-        raise TypeError("target must be None, a class index or a list of class indices, not a bool.")
+        raise TypeError("target must be None, a class index or a list of class indices.")
     if isinstance(target, (int, np.integer)):
         if target < 0:
             raise ValueError(f"target {target} is negative: class indices start at 0.")

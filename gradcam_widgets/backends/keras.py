@@ -268,7 +268,8 @@ class KerasBackend:
         return Capture(
             logits=logits,
             activations={
-                name: _channels_first(a) for name, a in zip(layers, result["activations"], strict=True)
+                name: _channels_first(a)
+                for name, a in zip(layers, result["activations"], strict=True)
             },
             targets=resolved,
             gradients=gradients,
