@@ -315,10 +315,12 @@ class Explorer(widgets.VBox):
 
         pictures = widgets.HBox(
             [
-                widgets.VBox([self._overlay_title, self.view]),
+                widgets.VBox(
+                    [self._overlay_title, self.view], layout=widgets.Layout(margin="0 16px 0 0")
+                ),
                 widgets.VBox([self._heatmap_title, self.heatmap, self._legend]),
             ],
-            layout=widgets.Layout(gap="16px", flex_flow="row wrap"),
+            layout=widgets.Layout(flex_flow="row wrap"),
         )
         super().__init__(
             children=[

@@ -1,0 +1,242 @@
+"""Static matplotlib grids of Grad-CAM maps, for handouts, slides and printed lessons.
+
+The Explorer answers one question at a time; a grid puts several answers side by side:
+
+* :func:`layer_grid`: one image, several layers (early layers see edges at high
+  resolution, late ones see objects at low resolution).
+* :func:`class_grid`: one image, several classes (a map is class-discriminative: the
+  "cat" map and the "dog" map of one photo differ).
+* :func:`image_grid`: several images, one class each, for one or more layers (the
+  lecture's table comparing the confusable digits 1, 7 and 9).
+
+Each grid gets all its maps from ONE engine call, and returns a
+``matplotlib.figure.Figure`` made without pyplot (no global state; it shows in Jupyter
+as the value of a cell and saves with ``fig.savefig("grid.png")``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from . import methods, render
+from .backends import backend_for
+from .explorer import _class_names, _percent, _softmax, image_from_inputs
+
+__all__ = ["layer_grid", "class_grid", "image_grid"]
+
+Names = Sequence[str] | Mapping[int, str] | None
+
+
+def _pictures(model: Any, inputs: Any, images: Any, count: int) -> list[np.ndarray]:
+    """One drawable picture per image: the given ones, or derived from ``inputs``.
+
+    ``images`` is a list of pictures or an array whose first axis counts them.
+    """
+    if images is not None:
+        pictures = list(images)
+        if len(pictures) != count:
+            raise ValueError(f"got {len(pictures)} pictures for {count} images.")
+        return [render.as_rgb_uint8(p) for p in pictures]
+    backend = backend_for(model)
+    batch = backend.prepare(model, inputs)
+    channels_first = backend.name == "torch"
+    return [
+        render.as_rgb_uint8(image_from_inputs(batch[i : i + 1], channels_first))
+        for i in range(count)
+    ]
+
+
+def _blank(axis: Any) -> None:
+    axis.set_xticks([])
+    axis.set_yticks([])
+    for spine in axis.spines.values():
+        spine.set_visible(False)
+
+
+def _label(cls: int, names: list[str], probabilities: np.ndarray) -> str:
+    name = names[cls]
+    head = f"{cls}: {name}" if name != str(cls) else name
+    return f"{head} ({_percent(float(probabilities[cls]))})"
+
+
+def _scores(model: Any, inputs: Any, class_names: Names) -> tuple[np.ndarray, list[str]]:
+    logits = methods.predict(model, inputs)
+    probabilities = np.stack([_softmax(row) for row in logits])
+    return probabilities, _class_names(class_names, logits.shape[1])
+
+
+def layer_grid(
+    model: Any,
+    inputs: Any,
+    layers: Sequence[str] | None = None,
+    target: int | None = None,
+    image: np.ndarray | None = None,
+    *,
+    class_names: Names = None,
+    alpha: float = 0.5,
+    colormap: str = "jet",
+    panel_size: float = 2.2,
+) -> Figure:
+    """One image, several layers: the picture, then one overlay per layer.
+
+    Args:
+        model: a ``torch.nn.Module`` or ``keras.Model``.
+        inputs: one preprocessed image (a batch of one) in the model's layout.
+        layers: layer names, earliest first; default every candidate layer.
+        target: the class to explain; ``None`` for the top class.
+        image: the picture to draw under the maps; default derived from ``inputs``.
+        class_names: list or dict of class names, for the title.
+        alpha: the heatmap's weight in each overlay.
+        colormap: a matplotlib colormap name.
+        panel_size: width of one panel in inches.
+
+    Returns:
+        A figure with ``1 + len(layers)`` axes, titled with each layer's name and its
+        map's resolution.
+    """
+    probabilities, names = _scores(model, inputs, class_names)
+    cls = int(probabilities[0].argmax()) if target is None else int(target)
+    layers = list(layers) if layers is not None else methods.candidate_layers(model, inputs)
+    maps = methods.gradcam(model, inputs, target=cls, layer=layers)
+    picture = _pictures(model, inputs, None if image is None else [image], 1)[0]
+    figure = Figure(figsize=(panel_size * (1 + len(layers)), panel_size * 1.25))
+    axes = figure.subplots(1, 1 + len(layers), squeeze=False)[0]
+    axes[0].imshow(picture)
+    axes[0].set_title("input", fontsize=9)
+    for axis, layer in zip(axes[1:], layers, strict=True):
+        heat = maps[layer][0]
+        axis.imshow(render.overlay(picture, heat, alpha=alpha, colormap=colormap))
+        axis.set_title(f"{layer}\n{heat.shape[0]}x{heat.shape[1]}", fontsize=9)
+    for axis in axes:
+        _blank(axis)
+    figure.suptitle(f"Grad-CAM of class {_label(cls, names, probabilities[0])}, layer by layer")
+    figure.tight_layout()
+    return figure
+
+
+def class_grid(
+    model: Any,
+    inputs: Any,
+    targets: Sequence[int] | None = None,
+    layer: str | None = None,
+    image: np.ndarray | None = None,
+    *,
+    top_k: int = 3,
+    class_names: Names = None,
+    alpha: float = 0.5,
+    colormap: str = "jet",
+    panel_size: float = 2.6,
+) -> Figure:
+    """One image, several classes: the picture, then one overlay per class.
+
+    Args:
+        model: a ``torch.nn.Module`` or ``keras.Model``.
+        inputs: one preprocessed image (a batch of one) in the model's layout.
+        targets: class indices; default the ``top_k`` predictions.
+        layer: the layer; default the last candidate layer.
+        image: the picture to draw under the maps; default derived from ``inputs``.
+        top_k: how many top classes when ``targets`` is None.
+        class_names: list or dict of class names.
+        alpha: the heatmap's weight in each overlay.
+        colormap: a matplotlib colormap name.
+        panel_size: width of one panel in inches.
+
+    Returns:
+        A figure with ``1 + len(targets)`` axes, titled with each class and probability;
+        all maps come from one forward pass (:func:`~gradcam_widgets.gradcam_multi`).
+    """
+    probabilities, names = _scores(model, inputs, class_names)
+    if targets is None:
+        targets = [int(c) for c in np.argsort(-probabilities[0], kind="stable")[:top_k]]
+    targets = [int(t) for t in targets]
+    per_class = methods.gradcam_multi(model, inputs, targets, layer)
+    layer_name = next(iter(per_class[0]))
+    picture = _pictures(model, inputs, None if image is None else [image], 1)[0]
+    figure = Figure(figsize=(panel_size * (1 + len(targets)), panel_size * 1.2))
+    axes = figure.subplots(1, 1 + len(targets), squeeze=False)[0]
+    axes[0].imshow(picture)
+    axes[0].set_title("input", fontsize=9)
+    for axis, cls, maps in zip(axes[1:], targets, per_class, strict=True):
+        axis.imshow(render.overlay(picture, maps[layer_name][0], alpha=alpha, colormap=colormap))
+        axis.set_title(_label(cls, names, probabilities[0]), fontsize=9)
+    for axis in axes:
+        _blank(axis)
+    figure.suptitle(f"Grad-CAM at layer {layer_name}, class by class")
+    figure.tight_layout()
+    return figure
+
+
+def image_grid(
+    model: Any,
+    inputs: Any,
+    target: int | Sequence[int] | None = None,
+    layers: str | Sequence[str] | None = None,
+    images: Sequence[np.ndarray] | np.ndarray | None = None,
+    *,
+    class_names: Names = None,
+    row_labels: Sequence[str] | None = None,
+    alpha: float = 0.5,
+    colormap: str = "jet",
+    panel_size: float = 1.8,
+) -> Figure:
+    """Several images, one class each: one row per image, one column per layer.
+
+    Args:
+        model: a ``torch.nn.Module`` or ``keras.Model``.
+        inputs: a batch of preprocessed images in the model's layout.
+        target: ``None`` for each image's top class, an int for the same class in every
+            row, or one class per image.
+        layers: a layer name or a list; default the last candidate layer.
+        images: the pictures to draw under the maps (one per image); default derived
+            from ``inputs``.
+        class_names: list or dict of class names.
+        row_labels: a label per row (e.g. the true digit); default none.
+        alpha: the heatmap's weight in each overlay.
+        colormap: a matplotlib colormap name.
+        panel_size: width of one panel in inches.
+
+    Returns:
+        A figure with ``N * (1 + len(layers))`` axes: per row, the picture and one overlay
+        per layer. All maps come from one :func:`~gradcam_widgets.gradcam` call.
+    """
+    probabilities, names = _scores(model, inputs, class_names)
+    count = probabilities.shape[0]
+    if target is None:
+        classes = probabilities.argmax(axis=1)
+    elif isinstance(target, (int, np.integer)):
+        classes = np.full(count, int(target))
+    else:
+        classes = np.asarray(list(target), dtype=int)
+    if layers is None:
+        layers = [methods.candidate_layers(model, inputs)[-1]]
+    elif isinstance(layers, str):
+        layers = [layers]
+    layers = list(layers)
+    maps = methods.gradcam(model, inputs, target=[int(c) for c in classes], layer=layers)
+    pictures = _pictures(model, inputs, images, count)
+    if row_labels is not None and len(row_labels) != count:
+        raise ValueError(f"got {len(row_labels)} row labels for {count} images.")
+    figure = Figure(figsize=(panel_size * (1 + len(layers)), panel_size * 1.15 * count))
+    axes = figure.subplots(count, 1 + len(layers), squeeze=False)
+    for row in range(count):
+        cls = int(classes[row])
+        axes[row, 0].imshow(pictures[row])
+        title = f"class {_label(cls, names, probabilities[row])}"
+        if row_labels is not None:
+            title = f"{row_labels[row]}\n{title}"
+        axes[row, 0].set_title(title, fontsize=8)
+        for column, layer in enumerate(layers, start=1):
+            heat = maps[layer][row]
+            axes[row, column].imshow(
+                render.overlay(pictures[row], heat, alpha=alpha, colormap=colormap)
+            )
+            if row == 0:
+                axes[row, column].set_title(f"{layer}\n{heat.shape[0]}x{heat.shape[1]}", fontsize=8)
+    for axis in axes.ravel():
+        _blank(axis)
+    figure.tight_layout()
+    return figure

@@ -1,0 +1,434 @@
+"""The Explorer without a browser: set each control's ``.value`` and look at ``.view``."""
+
+from __future__ import annotations
+
+import io
+import random
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+
+import gradcam_widgets as gw
+from gradcam_widgets import explorer as explorer_module
+from gradcam_widgets import render
+
+
+def gap_net(in_channels: int = 3, classes: int = 6) -> nn.Module:
+    """conv-relu-conv-relu-GAP-linear: CAM works at its last conv layer ('3')."""
+    torch.manual_seed(0)
+    return nn.Sequential(
+        nn.Conv2d(in_channels, 4, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(4, 8, 3, padding=1, stride=2),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(8, classes),
+    ).eval()
+
+
+def flatten_net(side: int = 16, classes: int = 6) -> nn.Module:
+    """A Flatten + dense head: Grad-CAM works, CAM does not."""
+    torch.manual_seed(1)
+    return nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(4, 4, 3, padding=1),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(4 * side * side, classes),
+    ).eval()
+
+
+def batch(side: int = 16, channels: int = 3, seed: int = 0) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    return torch.rand(1, channels, side, side, generator=generator)
+
+
+def decode(png: bytes) -> np.ndarray:
+    picture = Image.open(io.BytesIO(png))
+    assert picture.format == "PNG"
+    return np.asarray(picture.convert("RGB"))
+
+
+def state(ex: gw.Explorer) -> dict:
+    return {
+        "method": ex.method.value,
+        "layer": ex.layer.value,
+        "target": ex.target.value,
+        "colormap": ex.colormap.value,
+        "alpha": ex.alpha.value,
+    }
+
+
+def set_state(ex: gw.Explorer, values: dict) -> None:
+    for name in ("method", "layer", "target", "colormap", "alpha"):  # method first: CAM
+        getattr(ex, name).value = values[name]
+
+
+@pytest.fixture
+def net():
+    return gap_net()
+
+
+@pytest.fixture
+def ex(net):
+    return gw.Explorer(net, batch(), top_k=3)
+
+
+# ----------------------------------------------------------------- controls
+
+
+def test_is_a_vbox_with_named_controls(ex):
+    import ipywidgets as widgets
+
+    assert isinstance(ex, widgets.VBox)
+    assert isinstance(ex.layer, widgets.SelectionSlider)
+    assert isinstance(ex.alpha, widgets.FloatSlider)
+    assert (ex.alpha.min, ex.alpha.max) == (0.0, 1.0)
+    assert isinstance(ex.view, widgets.Image)
+    assert isinstance(ex.caption, widgets.HTML)
+    assert list(ex.layer.options) == gw.candidate_layers(gap_net(), batch()) == ["0", "1", "2", "3"]
+    assert ex.layer.value == "3"  # the last, most class-specific layer
+    assert isinstance(ex.target.value, int)
+    decode(ex.view.value)
+    decode(ex.heatmap.value)
+
+
+@pytest.mark.parametrize(
+    "control, value",
+    [("layer", "0"), ("target", 4), ("alpha", 0.9), ("colormap", "viridis"), ("alpha", 0.0)],
+)
+def test_setting_a_control_redraws_the_view(ex, control, value):
+    before = ex.view.value
+    if control == "target" and value == ex.target.value:
+        value = 5
+    getattr(ex, control).value = value
+    assert ex.view.value != before
+    picture = decode(ex.view.value)
+    assert picture.shape[2] == 3
+    assert ex.message.value == ""
+
+
+def test_view_is_render_overlay_of_the_current_map(ex):
+    ex.layer.value = "1"
+    ex.alpha.value = 0.35
+    ex.colormap.value = "magma"
+    scale = ex._scale
+    picture = decode(ex.view.value)[::scale, ::scale]
+    image = explorer_module.image_from_inputs(batch(), channels_first=True)
+    expected = render.overlay(image, ex.current_map, alpha=0.35, colormap="magma")
+    np.testing.assert_array_equal(picture, expected)
+    heat = decode(ex.heatmap.value)[::scale, ::scale]
+    resized = render.resize_map(ex.current_map, image.shape[:2])
+    np.testing.assert_array_equal(heat, render.colorize(resized, "magma"))
+
+
+def test_current_map_is_the_engines_map(net, ex):
+    ex.target.value = 2
+    ex.layer.value = "1"
+    np.testing.assert_allclose(
+        ex.current_map, gw.gradcam(net, batch(), target=2, layer="1")[0], rtol=1e-5, atol=1e-6
+    )
+
+
+def test_caption_names_layer_resolution_class_score_probability():
+    names = ["ant", "bee", "cat", "dog", "eel", "fox"]
+    ex = gw.Explorer(gap_net(), batch(), class_names=names, top_k=3)
+    ex.layer.value = "3"
+    ex.target.value = 3
+    caption = ex.caption.value
+    assert "<code>3</code> (8x8)" in caption
+    assert "3: dog" in caption
+    assert f"score {ex.scores[3]:.2f}" in caption
+    assert "probability" in caption and "%" in caption
+
+
+def test_top_k_classes_come_first_with_probabilities():
+    names = ["ant", "bee", "cat", "dog", "eel", "fox"]
+    ex = gw.Explorer(gap_net(), batch(), class_names=names, top_k=3)
+    options = list(ex.target.options)
+    order = np.argsort(-ex.probabilities)
+    assert [value for _, value in options[:3]] == [int(c) for c in order[:3]]
+    for label, value in options[:3]:
+        assert label.startswith(names[value] + " (") and label.endswith("%)")
+    assert sorted(value for _, value in options) == list(range(6))  # every class reachable
+    assert ex.target.value == int(order[0])
+
+
+def test_any_class_reachable_by_value_name_or_number():
+    names = {0: "ant", 1: "bee", 2: "cat", 3: "dog", 4: "eel", 5: "fox"}
+    ex = gw.Explorer(gap_net(), batch(), class_names=names, top_k=1)
+    for cls in range(6):
+        ex.target.value = cls
+        assert f"{cls}: {names[cls]}" in ex.caption.value
+    ex.find.value = "Eel"
+    assert ex.target.value == 4 and ex.find.value == ""
+    ex.find.value = "2"
+    assert ex.target.value == 2
+    ex.find.value = "#5"
+    assert ex.target.value == 5
+    ex.find.value = "o"  # dog, fox: ambiguous
+    assert ex.target.value == 5 and "2 classes match" in ex.message.value
+    ex.find.value = "17"
+    assert ex.target.value == 5 and "no class 17" in ex.message.value
+
+
+# ----------------------------------------------------------------- CAM
+
+
+def test_cam_offered_for_a_gap_head_and_only_at_its_layer(ex):
+    assert ex.cam_layer == "3"
+    assert [value for _, value in ex.method.options] == ["gradcam", "cam"]
+    ex.layer.value = "1"
+    ex.method.value = "cam"
+    assert ex.layer.value == "3"  # CAM lives at the pooled layer: the slider goes there
+    assert "CAM of class" in ex.caption.value
+    ex.layer.value = "0"
+    assert "CAM exists only at layer" in ex.caption.value
+    assert ex.message.value == ""
+    with pytest.raises(ValueError, match="only at layer"):
+        ex.current_map  # noqa: B018
+
+
+def test_cam_and_gradcam_draw_the_same_picture_on_a_gap_net(ex):
+    # Grad-CAM = ReLU(CAM) / Z on a GAP head, and the picture is normalised: same pixels.
+    gradcam_png = decode(ex.view.value).astype(int)
+    ex.method.value = "cam"
+    assert np.abs(decode(ex.view.value).astype(int) - gradcam_png).max() <= 1
+
+
+def test_cam_not_offered_for_a_flatten_head():
+    ex = gw.Explorer(flatten_net(), batch())
+    assert ex.cam_layer is None
+    assert [value for _, value in ex.method.options] == ["gradcam"]
+
+
+# ----------------------------------------------------------------- speed by design
+
+
+class CountCalls:
+    def __init__(self, model: nn.Module):
+        self.count = 0
+        self.handle = model.register_forward_pre_hook(self.hook)
+
+    def hook(self, module, args):
+        self.count += 1
+
+    def remove(self):
+        self.handle.remove()
+
+
+def test_alpha_colormap_layer_and_top_k_never_call_the_model(net):
+    ex = gw.Explorer(net, batch(), top_k=3)
+    counter = CountCalls(net)
+    try:
+        for alpha in np.linspace(0, 1, 21):
+            ex.alpha.value = float(alpha)
+        for colormap in ("viridis", "gray", "jet"):
+            ex.colormap.value = colormap
+        for layer in ex.layers:
+            ex.layer.value = layer
+        for cls in ex.top_classes:  # prepared together at start
+            ex.target.value = cls
+        assert counter.count == 0
+        new = next(c for c in range(6) if c not in ex.top_classes)
+        calls_before = ex.engine_calls
+        ex.target.value = new  # one engine call: one forward for every layer
+        assert counter.count == 1
+        assert ex.engine_calls == calls_before + 1
+        ex.layer.value = ex.layers[0]
+        ex.alpha.value = 0.3
+        assert counter.count == 1
+    finally:
+        counter.remove()
+
+
+def test_construction_uses_few_engine_calls(net):
+    counter = CountCalls(net)
+    try:
+        gw.Explorer(net, batch(), top_k=5)
+    finally:
+        counter.remove()
+    # layer discovery, predict, CAM detection, top-k in one pass
+    assert counter.count <= 4
+
+
+# ----------------------------------------------------------------- robustness
+
+
+def test_burst_of_300_events_ends_in_the_final_state(net):
+    rng = random.Random(0)
+    ex = gw.Explorer(net, batch(), top_k=2)
+    choices = {
+        "layer": list(ex.layers),
+        "target": list(range(6)),
+        "alpha": [round(a, 2) for a in np.linspace(0, 1, 21)],
+        "colormap": list(explorer_module.COLORMAPS),
+        "method": ["gradcam", "cam"],
+    }
+    for _ in range(300):
+        name = rng.choice(list(choices))
+        getattr(ex, name).value = rng.choice(choices[name])
+    final = state(ex)
+    fresh = gw.Explorer(net, batch(), top_k=2)
+    set_state(fresh, final)
+    assert state(fresh) == final
+    assert fresh.view.value == ex.view.value
+    assert fresh.heatmap.value == ex.heatmap.value
+    assert fresh.caption.value == ex.caption.value
+    assert ex.message.value == ""
+
+
+def test_model_untouched():
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1),
+        nn.BatchNorm2d(4),
+        nn.ReLU(inplace=True),
+        nn.Dropout(0.5),
+        nn.Conv2d(4, 8, 3, padding=1),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(8, 6),
+    )
+    model.train()
+    model[0].weight.requires_grad_(False)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    flags = [m.training for m in model.modules()]
+    requires = [p.requires_grad for p in model.parameters()]
+    ex = gw.Explorer(model, batch(), top_k=3)
+    ex.method.value = "cam"
+    ex.method.value = "gradcam"
+    for layer in ex.layers:
+        ex.layer.value = layer
+    for cls in range(6):
+        ex.target.value = cls
+    after = model.state_dict()
+    assert before.keys() == after.keys()
+    for key in before:
+        assert torch.equal(before[key], after[key]), key
+    assert [m.training for m in model.modules()] == flags
+    assert [p.requires_grad for p in model.parameters()] == requires
+    assert all(p.grad is None for p in model.parameters())
+    for module in model.modules():
+        assert not module._forward_hooks
+        assert not module._forward_pre_hooks
+        assert not module._backward_hooks
+    assert torch.is_grad_enabled()
+
+
+def test_error_in_a_callback_is_shown_in_the_widget(ex, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("the engine broke on purpose")
+
+    monkeypatch.setattr(gw.methods, "gradcam", broken)
+    view = ex.view.value
+    new = next(c for c in range(6) if c not in ex.top_classes)
+    ex.target.value = new  # must not raise: the error goes to the widget
+    assert "the engine broke on purpose" in ex.message.value
+    assert "RuntimeError" in ex.message.value
+    assert isinstance(ex.last_error, RuntimeError)
+    assert ex.view.value == view
+    monkeypatch.undo()
+    ex.alpha.value = 0.2  # the next good event clears the message
+    assert ex.message.value == ""
+    assert ex.last_error is None
+    assert f"<b>{new}</b>" in ex.caption.value
+
+
+def test_bad_arguments_raise_clearly(net):
+    with pytest.raises(ValueError, match="shows one"):
+        gw.Explorer(net, torch.rand(2, 3, 16, 16))
+    with pytest.raises(ValueError, match="class_names has 2 names"):
+        gw.Explorer(net, batch(), class_names=["a", "b"])
+    with pytest.raises(ValueError, match="unknown layer"):
+        gw.Explorer(net, batch(), layers=["0", "nope"])
+    with pytest.raises(TypeError):
+        gw.Explorer(object(), batch())
+
+
+# ----------------------------------------------------------------- pictures
+
+
+def test_image_from_inputs_transposes_and_rescales():
+    x = np.zeros((1, 3, 4, 5), dtype=np.float32)
+    x[0, 0] = -2.0
+    x[0, 2, 1, 1] = 3.0
+    picture = explorer_module.image_from_inputs(x, channels_first=True)
+    assert picture.shape == (4, 5, 3)
+    assert picture.min() == 0.0 and picture.max() == 1.0
+    assert picture[1, 1, 2] == 1.0
+    gray = explorer_module.image_from_inputs(np.ones((1, 6, 7, 1)), channels_first=False)
+    assert gray.shape == (6, 7) and not gray.any()  # constant: all zero, no NaN
+    with pytest.raises(ValueError, match="shows one"):
+        explorer_module.image_from_inputs(np.zeros((2, 3, 4, 4)), channels_first=True)
+
+
+def test_mnist_sized_grayscale_input_is_scaled_up():
+    digits, _ = gw.data.load_mnist("test")
+    x = torch.from_numpy(digits[:1, None].astype(np.float32) / 255.0)
+    ex = gw.Explorer(gap_net(in_channels=1, classes=10), x)
+    picture = decode(ex.view.value)
+    assert picture.shape[0] >= 250 and picture.shape[0] % 28 == 0
+    assert picture.shape[:2] == decode(ex.heatmap.value).shape[:2]
+    ex.alpha.value = 0.0  # the digit alone, in gray, enlarged by nearest neighbour
+    plain = picture = decode(ex.view.value)
+    scale = plain.shape[0] // 28
+    np.testing.assert_array_equal(plain[::scale, ::scale, 0], digits[0])
+    assert (plain[..., 0] == plain[..., 1]).all()
+
+
+def test_given_image_is_drawn_and_large_ones_shrink():
+    picture = gw.data.sample_image("chelsea")  # 300 x 451
+    ex = gw.Explorer(gap_net(), batch(), image=picture)
+    shown = decode(ex.view.value)
+    assert max(shown.shape[:2]) == explorer_module.DISPLAY_SIZE
+    assert shown.shape[1] > shown.shape[0]  # landscape, like the photo
+    ex.alpha.value = 0.0
+    plain = decode(ex.view.value).astype(float)
+    small = np.asarray(Image.fromarray(picture).resize(plain.shape[1::-1])).astype(float)
+    assert np.abs(plain - small).mean() < 3.0
+
+
+# ----------------------------------------------------------------- Keras
+
+
+@pytest.fixture(scope="module")
+def keras_net():
+    keras = pytest.importorskip("keras")
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((12, 12, 3))
+    x = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="c1")(inputs)
+    x = keras.layers.Conv2D(6, 3, padding="same", activation="relu", name="c2")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    outputs = keras.layers.Dense(5, activation="softmax")(x)
+    return keras.Model(inputs, outputs)
+
+
+def test_keras_model(keras_net):
+    x = np.random.default_rng(0).random((1, 12, 12, 3)).astype(np.float32)
+    weights = [w.copy() for w in keras_net.get_weights()]
+    ex = gw.Explorer(keras_net, x, top_k=2)
+    assert ex.layers == ["c1", "c2"]
+    assert ex.cam_layer == "c2"
+    assert decode(ex.view.value).shape[:2] == (12 * ex._scale, 12 * ex._scale)
+    for control, value in [("layer", "c1"), ("target", 3), ("alpha", 0.8), ("colormap", "gray")]:
+        before = ex.view.value
+        if control == "target" and ex.target.value == 3:
+            value = 4
+        getattr(ex, control).value = value
+        assert ex.view.value != before, control
+    ex.method.value = "cam"
+    assert ex.layer.value == "c2" and "CAM of class" in ex.caption.value
+    np.testing.assert_allclose(
+        ex.current_map, gw.cam(keras_net, x, target=ex.target.value, layer="c2")[0], rtol=1e-5
+    )
+    assert ex.message.value == ""
+    for a, b in zip(weights, keras_net.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert keras_net.layers[-1].activation.__name__ == "softmax"
