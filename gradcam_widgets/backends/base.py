@@ -21,12 +21,15 @@ class LayerInfo:
         shape: the output's shape, batch axis included, or ``None`` if not a tensor.
         spatial: ``(h, w)`` of a 4-D feature map, else ``None``.
         calls: how often the layer ran in one forward pass.
+        overwritten: a later in-place op (``ReLU(inplace=True)``) changes the output, so
+            the backend must capture a copy of it.
     """
 
     name: str
     shape: tuple[int, ...] | None
     spatial: tuple[int, int] | None
     calls: int = 1
+    overwritten: bool = False
 
     @property
     def is_candidate(self) -> bool:

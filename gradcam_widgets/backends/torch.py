@@ -118,9 +118,10 @@ class TorchBackend:
             def hook(module: nn.Module, args: Any, output: Any) -> None:
                 if name in seen:
                     seen[name][1] += 1
+                elif isinstance(output, torch.Tensor):
+                    seen[name] = [tuple(output.shape), 1, output, output._version]
                 else:
-                    shape = tuple(output.shape) if isinstance(output, torch.Tensor) else None
-                    seen[name] = [shape, 1]
+                    seen[name] = [None, 1, None, 0]
 
             return hook
 
@@ -128,9 +129,11 @@ class TorchBackend:
         with _hooks(handles), _eval_mode(model), torch.no_grad():
             _run(model, batch[:1])
         infos = []
-        for name, (shape, calls) in seen.items():
+        for name, (shape, calls, output, version) in seen.items():
             spatial = (shape[2], shape[3]) if shape is not None and len(shape) == 4 else None
-            infos.append(LayerInfo(name, shape, spatial, calls))
+            # The version counter moves when an in-place op writes into the tensor.
+            overwritten = output is not None and output._version != version
+            infos.append(LayerInfo(name, shape, spatial, calls, overwritten))
         _LAYER_CACHE.setdefault(model, {})[key] = infos
         return infos
 
@@ -146,7 +149,10 @@ class TorchBackend:
     ) -> Capture:
         """One forward pass, then one ``autograd.grad`` per target set to every layer."""
         named = dict(model.named_modules())
+        infos = self.describe_layers(model, batch)
+        copy_needed = {info.name for info in infos if info.overwritten}
         captured: dict[str, torch.Tensor] = {}
+        versions: dict[str, int] = {}
         softmax_io: dict[int, torch.Tensor] = {}
         linear_io: dict[int, tuple[nn.Linear, torch.Tensor]] = {}
 
@@ -154,11 +160,18 @@ class TorchBackend:
             def hook(module: nn.Module, args: Any, output: torch.Tensor) -> torch.Tensor:
                 # A frozen model (or torch.no_grad) gives an output outside the graph: make
                 # it a leaf so the score can be differentiated with respect to it.
-                base = output if output.requires_grad else output.detach().requires_grad_(True)
+                if output.requires_grad:
+                    base = output
+                else:
+                    base = output.detach().requires_grad_(True)
                 captured[name] = base
-                # Hand the rest of the network a copy, so that an in-place op after this
-                # layer (ReLU(inplace=True)) cannot overwrite what we captured.
-                return base.clone()
+                versions[name] = base._version
+                if name in copy_needed or base is not output:
+                    # Hand the rest of the network a copy, so that an in-place op after
+                    # this layer (ReLU(inplace=True)) cannot overwrite what we captured
+                    # (and never write into a leaf that requires grad).
+                    return base.clone()
+                return None
 
             return hook
 
@@ -181,6 +194,12 @@ class TorchBackend:
                 raise ValueError(
                     f"the model returned {type(output).__name__}; Grad-CAM needs a model "
                     "that returns one (N, classes) tensor. Wrap it to pick that output."
+                )
+            changed = [name for name in layers if captured[name]._version != versions[name]]
+            if changed:
+                raise RuntimeError(
+                    f"an in-place operation overwrote the output of {changed} during this "
+                    "call but not during the shape probe; please report this model."
                 )
             # The paper's y^c is the score before the softmax: when the model ends in an
             # nn.Softmax, take that module's input instead of changing the model.
