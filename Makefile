@@ -30,7 +30,11 @@ test-fast: venv
 lint: venv
 	$(BIN)/ruff check gradcam_widgets tests benchmarks
 
+# The anchors compared against: tf-keras-vis, and pytorch-grad-cam without its
+# torchvision/OpenCV dependencies (benchmarks/engine.py explains why).
 bench: venv
+	$(BIN)/python -m pip install --quiet tf-keras-vis
+	$(BIN)/python -m pip install --quiet --no-deps grad-cam ttach
 	$(BIN)/python benchmarks/engine.py
 	$(BIN)/python benchmarks/engine_keras.py
 
