@@ -9,8 +9,11 @@ Why it is fast: the model runs as little as the maths allows.
 
 * Probabilities come from one call to :func:`~gradcam_widgets.methods.predict`.
 * For a class, the maps of *every* layer on the slider come from one engine call (one
-  forward and one backward pass) and are cached, so moving the layer slider is a lookup.
-  The top-k classes are prepared together at start (one forward, one backward each).
+  forward and one backward pass) and are cached per (class, method), so moving the layer
+  slider is a lookup and a class seen before costs nothing. Classes are computed when
+  first chosen, not all top-k at start: on EfficientNet-Lite0 most of a call is the
+  backward pass, so :func:`~gradcam_widgets.methods.gradcam_multi` for five classes costs
+  about four single calls, and the first picture would wait for all of them.
 * Alpha and colormap changes never call the model: the map, resized to the picture and
   normalised, is cached, and only the blend and the PNG encoding are redone.
 """
@@ -204,7 +207,7 @@ class Explorer(widgets.VBox):
             [0, 1].
         class_names: a list of names (index ``i`` names class ``i``) or a dict.
         layers: the layers on the slider; default every candidate layer of the model.
-        top_k: how many top predictions head the class list (and are prepared at start).
+        top_k: how many top predictions head the class list.
     """
 
     def __init__(
@@ -254,7 +257,6 @@ class Explorer(widgets.VBox):
         self.last_error: BaseException | None = None
 
         self.cam_layer: str | None = self._detect_cam(model, batch)
-        self._prepare_top_classes()
 
         options = [("Grad-CAM", "gradcam")]
         if self.cam_layer is not None:
@@ -348,13 +350,6 @@ class Explorer(widgets.VBox):
             return None
         self._maps[(self.top_classes[0], "cam")] = {layer: cam_map[0]}
         return layer
-
-    def _prepare_top_classes(self) -> None:
-        """Maps of every layer for each top-k class: one forward, one backward per class."""
-        self.engine_calls += 1
-        per_class = methods.gradcam_multi(self._model, self._inputs, self.top_classes, self.layers)
-        for cls, maps in zip(self.top_classes, per_class, strict=True):
-            self._maps[(cls, "gradcam")] = {name: m[0] for name, m in maps.items()}
 
     def _maps_for(self, cls: int, method: str) -> dict[str, np.ndarray]:
         """Every layer's map for a class, from one engine call the first time."""
@@ -540,6 +535,23 @@ class Explorer(widgets.VBox):
             self._show_error(error)
 
     # ----------------------------------------------------------------- read-outs
+
+    def maps(self, target: int | None = None, method: str = "gradcam") -> dict[str, np.ndarray]:
+        """Every slider layer's map for a class, at each layer's own resolution (cached).
+
+        Args:
+            target: a class index; ``None`` for the class chosen in ``.target``.
+            method: ``"gradcam"``, or ``"cam"`` (then only the CAM layer is in the dict).
+
+        Returns:
+            ``{layer name: 2-D float32 map}``, not normalised.
+        """
+        if method == "cam" and self.cam_layer is None:
+            raise ValueError("CAM needs a global-average-pooling + dense head: not this model.")
+        if method not in METHOD_LABELS:
+            raise ValueError(f"method is 'gradcam' or 'cam', not {method!r}.")
+        cls = int(self.target.value) if target is None else int(target)
+        return dict(self._maps_for(cls, method))
 
     @property
     def current_map(self) -> np.ndarray:

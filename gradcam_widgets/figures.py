@@ -50,6 +50,19 @@ def _pictures(model: Any, inputs: Any, images: Any, count: int) -> list[np.ndarr
     ]
 
 
+def _panels(
+    count: int, columns: int | None, panel_size: float, ratio: float
+) -> tuple[Figure, list]:
+    """A figure with ``count`` axes laid out in rows of ``columns`` (default: one row)."""
+    columns = count if not columns else max(1, min(int(columns), count))
+    rows = -(-count // columns)
+    figure = Figure(figsize=(panel_size * columns, panel_size * ratio * rows))
+    grid = figure.subplots(rows, columns, squeeze=False).ravel()
+    for extra in grid[count:]:
+        figure.delaxes(extra)
+    return figure, list(grid[:count])
+
+
 def _blank(axis: Any) -> None:
     axis.set_xticks([])
     axis.set_yticks([])
@@ -79,6 +92,7 @@ def layer_grid(
     class_names: Names = None,
     alpha: float = 0.5,
     colormap: str = "jet",
+    columns: int | None = None,
     panel_size: float = 2.2,
 ) -> Figure:
     """One image, several layers: the picture, then one overlay per layer.
@@ -92,6 +106,7 @@ def layer_grid(
         class_names: list or dict of class names, for the title.
         alpha: the heatmap's weight in each overlay.
         colormap: a matplotlib colormap name.
+        columns: panels per row (default all in one row).
         panel_size: width of one panel in inches.
 
     Returns:
@@ -103,8 +118,7 @@ def layer_grid(
     layers = list(layers) if layers is not None else methods.candidate_layers(model, inputs)
     maps = methods.gradcam(model, inputs, target=cls, layer=layers)
     picture = _pictures(model, inputs, None if image is None else [image], 1)[0]
-    figure = Figure(figsize=(panel_size * (1 + len(layers)), panel_size * 1.25))
-    axes = figure.subplots(1, 1 + len(layers), squeeze=False)[0]
+    figure, axes = _panels(1 + len(layers), columns, panel_size, 1.25)
     axes[0].imshow(picture)
     axes[0].set_title("input", fontsize=9)
     for axis, layer in zip(axes[1:], layers, strict=True):
@@ -129,6 +143,7 @@ def class_grid(
     class_names: Names = None,
     alpha: float = 0.5,
     colormap: str = "jet",
+    columns: int | None = None,
     panel_size: float = 2.6,
 ) -> Figure:
     """One image, several classes: the picture, then one overlay per class.
@@ -143,6 +158,7 @@ def class_grid(
         class_names: list or dict of class names.
         alpha: the heatmap's weight in each overlay.
         colormap: a matplotlib colormap name.
+        columns: panels per row (default all in one row).
         panel_size: width of one panel in inches.
 
     Returns:
@@ -156,8 +172,7 @@ def class_grid(
     per_class = methods.gradcam_multi(model, inputs, targets, layer)
     layer_name = next(iter(per_class[0]))
     picture = _pictures(model, inputs, None if image is None else [image], 1)[0]
-    figure = Figure(figsize=(panel_size * (1 + len(targets)), panel_size * 1.2))
-    axes = figure.subplots(1, 1 + len(targets), squeeze=False)[0]
+    figure, axes = _panels(1 + len(targets), columns, panel_size, 1.2)
     axes[0].imshow(picture)
     axes[0].set_title("input", fontsize=9)
     for axis, cls, maps in zip(axes[1:], targets, per_class, strict=True):

@@ -222,7 +222,7 @@ class CountCalls:
         self.handle.remove()
 
 
-def test_alpha_colormap_layer_and_top_k_never_call_the_model(net):
+def test_alpha_colormap_and_layer_never_call_the_model(net):
     ex = gw.Explorer(net, batch(), top_k=3)
     counter = CountCalls(net)
     try:
@@ -230,18 +230,20 @@ def test_alpha_colormap_layer_and_top_k_never_call_the_model(net):
             ex.alpha.value = float(alpha)
         for colormap in ("viridis", "gray", "jet"):
             ex.colormap.value = colormap
-        for layer in ex.layers:
+        for layer in ex.layers:  # every layer came with the first class's one call
             ex.layer.value = layer
-        for cls in ex.top_classes:  # prepared together at start
-            ex.target.value = cls
         assert counter.count == 0
-        new = next(c for c in range(6) if c not in ex.top_classes)
+        new = next(c for c in range(6) if c != ex.target.value)
+        first = ex.target.value
         calls_before = ex.engine_calls
         ex.target.value = new  # one engine call: one forward for every layer
         assert counter.count == 1
         assert ex.engine_calls == calls_before + 1
-        ex.layer.value = ex.layers[0]
+        for layer in ex.layers:
+            ex.layer.value = layer
         ex.alpha.value = 0.3
+        ex.target.value = first  # seen before: cached
+        ex.target.value = new
         assert counter.count == 1
     finally:
         counter.remove()
@@ -253,7 +255,7 @@ def test_construction_uses_few_engine_calls(net):
         gw.Explorer(net, batch(), top_k=5)
     finally:
         counter.remove()
-    # layer discovery, predict, CAM detection, top-k in one pass
+    # layer discovery, predict, CAM detection, the top class's maps
     assert counter.count <= 4
 
 
@@ -432,3 +434,36 @@ def test_keras_model(keras_net):
     for a, b in zip(weights, keras_net.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
     assert keras_net.layers[-1].activation.__name__ == "softmax"
+
+
+# ----------------------------------------------------------------- lesson 00 checks
+
+
+def test_lesson00_checks(ex):
+    from gradcam_widgets.exercises import TODO, lesson00
+
+    assert lesson00.check_earliest_map_side(ex, TODO).passed is None
+    assert lesson00.check_earliest_map_side(ex, 16).passed is True  # layer '0' is 16x16
+    wrong = lesson00.check_earliest_map_side(ex, 8)
+    assert wrong.passed is False and "'2'" in wrong.message and "16" not in wrong.message
+    assert lesson00.check_earliest_map_side(ex, 5).passed is False
+    assert lesson00.check_earliest_map_side(ex, "16").passed is False
+    second = int(np.argsort(-ex.probabilities)[1])
+    assert lesson00.check_runner_up(ex, TODO).passed is None
+    assert lesson00.check_runner_up(ex, second).passed is True
+    first = lesson00.check_runner_up(ex, ex.top_classes[0])
+    assert first.passed is False and "number 1" in first.message
+    assert lesson00.check_runner_up(ex, 99).passed is False
+    assert lesson00.check_runner_up(ex, "cat").passed is False
+    assert "Not done yet" in repr(lesson00.check_runner_up(ex, TODO))
+
+
+def test_maps_returns_every_layer_for_a_class(net, ex):
+    maps = ex.maps(target=2)
+    assert list(maps) == ex.layers
+    expected = gw.gradcam(net, batch(), target=2, layer=ex.layers)
+    for name in ex.layers:
+        np.testing.assert_allclose(maps[name], expected[name][0], rtol=1e-5, atol=1e-6)
+    assert list(ex.maps(method="cam")) == ["3"]
+    with pytest.raises(ValueError, match="gradcam' or 'cam"):
+        ex.maps(method="hirescam")

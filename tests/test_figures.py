@@ -83,7 +83,7 @@ def test_class_grid(count_engine):
     assert count_engine["map passes"] == 1  # every class from one pass
     order = np.argsort(-gw.predict(tiny_net(), x)[0])
     assert [t.split(" (")[0] for t in titles(figure)[1:]] == [str(c) for c in order[:3]]
-    figure = figures.class_grid(tiny_net(), x, targets=[4, 0], layer="1")
+    figure = figures.class_grid(tiny_net(), x, targets=[4, 0], layer="1", columns=2)
     assert len(figure.axes) == 3
     assert "layer 1" in figure._suptitle.get_text()
 
@@ -111,3 +111,10 @@ def test_image_grid_rejects_mismatched_pictures():
     x = torch.rand(2, 3, 16, 16)
     with pytest.raises(ValueError, match="2 images"):
         figures.image_grid(tiny_net(), x, images=[np.zeros((16, 16))])
+
+
+def test_layer_grid_wraps_into_rows():
+    figure = figures.layer_grid(tiny_net(), torch.rand(1, 3, 16, 16), columns=2)
+    assert len(figure.axes) == 5  # 3 rows of 2, the sixth cell removed
+    rows = {round(axis.get_position().y0, 3) for axis in figure.axes}
+    assert len(rows) == 3
