@@ -6,7 +6,8 @@ import sys
 
 def test_import_is_light():
     code = (
-        "import sys, gradcam_widgets as gw; gw.overlay; gw.data; "
+        "import sys, gradcam_widgets as gw; gw.overlay; gw.data; gw.zoo; gw.figures; gw.Explorer; "
+        "gw.exercises; gw.gradcam; "
         "print(' '.join(m for m in ('torch', 'tensorflow', 'keras') if m in sys.modules))"
     )
     result = subprocess.run(
