@@ -382,7 +382,7 @@ def train_torch(
                 loss = functional.cross_entropy(model(inputs[index]), targets[index])
                 loss.backward()
                 optimizer.step()
-                total += float(loss) * len(index)
+                total += loss.item() * len(index)
             losses.append(total / len(inputs))
     finally:
         model.eval()

@@ -1,0 +1,181 @@
+"""The MNIST model zoo: builders, layouts, training helpers, the Keras-to-PyTorch copy."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from gradcam_widgets.zoo import digits
+
+torch = pytest.importorskip("torch")
+keras = pytest.importorskip("keras")
+
+import gradcam_widgets as gw  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def few_digits():
+    images, labels = gw.data.load_mnist("test")
+    return images[:40], labels[:40]
+
+
+def test_importing_digits_imports_no_framework():
+    code = (
+        "import sys; from gradcam_widgets.zoo import digits; "
+        "print('torch' in sys.modules, 'tensorflow' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]
+
+
+def test_keras_input_scales_and_adds_channel_last(few_digits):
+    images, _ = few_digits
+    batch = digits.to_keras_input(images)
+    assert batch.shape == (40, 28, 28, 1) and batch.dtype == np.float32
+    np.testing.assert_allclose(batch[..., 0], images / 255.0, rtol=1e-6)
+    assert digits.to_keras_input(images[0]).shape == (1, 28, 28, 1)
+
+
+def test_torch_input_scales_and_adds_channel_first(few_digits):
+    images, _ = few_digits
+    batch = digits.to_torch_input(images)
+    assert isinstance(batch, torch.Tensor)
+    assert tuple(batch.shape) == (40, 1, 28, 28) and batch.dtype == torch.float32
+    np.testing.assert_allclose(batch[:, 0].numpy(), images / 255.0, rtol=1e-6)
+
+
+def test_inputs_reject_wrong_shapes_and_ranges():
+    with pytest.raises(ValueError, match="28, 28"):
+        digits.to_keras_input(np.zeros((2, 32, 32), np.uint8))
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        digits.to_torch_input(np.full((1, 28, 28), 200.0))
+
+
+def test_keras_lecture_cnn_matches_the_lecture():
+    model = digits.keras_lecture_cnn()
+    assert model.count_params() == 130_890
+    names = [layer.name for layer in model.layers]
+    assert names == [
+        "conv1",
+        "pool1",
+        "conv2",
+        "pool2",
+        "conv3",
+        "pool3",
+        "flatten",
+        "dense",
+        "scores",
+    ]
+    shapes = {layer.name: tuple(layer.output.shape[1:]) for layer in model.layers}
+    assert shapes["conv1"] == (28, 28, 32)
+    assert shapes["conv3"] == (7, 7, 64)
+    assert shapes["pool3"] == (3, 3, 64)
+    assert shapes["flatten"] == (576,)
+    assert gw.candidate_layers(model) == ["conv1", "pool1", "conv2", "pool2", "conv3", "pool3"]
+
+
+def test_keras_gap_net_supports_cam(few_digits):
+    images, _ = few_digits
+    model = digits.keras_gap_net()
+    x = digits.to_keras_input(images[:2])
+    assert gw.candidate_layers(model)[-1] == "conv3"
+    features = keras.Model(model.inputs[0], model.get_layer("conv3").output)(x).numpy()
+    kernel, _ = model.get_layer("scores").get_weights()
+    by_hand = np.einsum("nhwk,k->nhw", features, kernel[:, 3])
+    np.testing.assert_allclose(gw.cam(model, x, target=3), by_hand, rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="CAM"):
+        gw.cam(digits.keras_lecture_cnn(), x)
+
+
+def test_builders_are_seeded():
+    a = digits.torch_gap_net(seed=3).state_dict()
+    b = digits.torch_gap_net(seed=3).state_dict()
+    assert all(torch.equal(a[key], b[key]) for key in a)
+    k1 = digits.keras_gap_net(seed=3).get_weights()
+    k2 = digits.keras_gap_net(seed=3).get_weights()
+    assert all(np.array_equal(u, v) for u, v in zip(k1, k2))
+
+
+def test_torch_models_mirror_the_keras_ones(few_digits):
+    images, _ = few_digits
+    x = digits.to_torch_input(images[:1])
+    lecture = digits.torch_lecture_cnn()
+    assert sum(p.numel() for p in lecture.parameters()) == 130_890
+    assert gw.candidate_layers(lecture, x) == gw.candidate_layers(digits.keras_lecture_cnn())
+    gap = digits.torch_gap_net()
+    assert gw.candidate_layers(gap, x) == gw.candidate_layers(digits.keras_gap_net())
+    assert isinstance(gap.conv1, torch.nn.Conv2d)
+    assert isinstance(gap.conv1, digits.ConvReLU)
+    with torch.no_grad():
+        assert float(gap.conv1(x).min()) >= 0.0  # the ReLU is part of the module
+    assert not gap.training and not lecture.training
+
+
+@pytest.mark.parametrize("builder", [digits.keras_gap_net, digits.keras_lecture_cnn])
+def test_torch_from_keras_gives_the_same_logits_and_maps(builder, few_digits):
+    images, _ = few_digits
+    keras_model = builder(seed=1)
+    torch_model = digits.torch_from_keras(keras_model)
+    xk, xt = digits.to_keras_input(images[:6]), digits.to_torch_input(images[:6])
+    np.testing.assert_allclose(gw.predict(torch_model, xt), gw.predict(keras_model, xk), atol=1e-4)
+    for layer in ("conv2", "conv3"):
+        np.testing.assert_allclose(
+            gw.gradcam(torch_model, xt, target=4, layer=layer),
+            gw.gradcam(keras_model, xk, target=4, layer=layer),
+            atol=1e-5,
+            rtol=1e-3,
+        )
+
+
+def test_torch_from_keras_rejects_other_models():
+    other = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    with pytest.raises(ValueError, match="keras_gap_net"):
+        digits.torch_from_keras(other)
+
+
+def test_train_torch_is_deterministic_and_learns(few_digits):
+    images, labels = gw.data.load_mnist("train")
+    images, labels = images[:256], labels[:256]
+    first = digits.torch_gap_net(seed=0)
+    losses = digits.train_torch(first, images, labels, epochs=3, seed=0)
+    again = digits.torch_gap_net(seed=0)
+    assert digits.train_torch(again, images, labels, epochs=3, seed=0) == losses
+    assert losses[-1] < losses[0]
+    assert not first.training
+    assert all(p.grad is None for p in first.parameters())
+    # a prepared batch is accepted as well as raw digits
+    prepared = digits.to_torch_input(images[:64])
+    assert len(digits.train_torch(digits.torch_gap_net(), prepared, labels[:64], epochs=1)) == 1
+
+
+def test_train_torch_checks_lengths():
+    with pytest.raises(ValueError, match="labels"):
+        digits.train_torch(digits.torch_gap_net(), np.zeros((4, 28, 28), np.uint8), [1, 2])
+
+
+def test_train_keras_returns_history():
+    images, labels = gw.data.load_mnist("train")
+    model = digits.keras_gap_net()
+    history = digits.train_keras(model, images[:128], labels[:128], epochs=2)
+    assert set(history) >= {"loss", "accuracy"}
+    assert len(history["loss"]) == 2
+
+
+def test_accuracy_and_predict_classes_agree_with_the_engine(few_digits):
+    images, labels = few_digits
+    for model, x in (
+        (digits.torch_gap_net(), digits.to_torch_input(images)),
+        (digits.keras_gap_net(), digits.to_keras_input(images)),
+    ):
+        predicted = digits.predict_classes(model, images, batch_size=16)
+        np.testing.assert_array_equal(predicted, gw.predict(model, x).argmax(axis=1))
+        assert digits.accuracy(model, images, labels) == pytest.approx(
+            float(np.mean(predicted == labels))
+        )
+
+
+def test_class_names_are_the_digits():
+    assert digits.CLASS_NAMES == [str(d) for d in range(10)]
