@@ -1,0 +1,473 @@
+"""Can we trust a saliency map? Sanity checks and a localisation score (lesson 06).
+
+* **Model-parameter randomisation** (Adebayo et al., "Sanity Checks for Saliency Maps",
+  NeurIPS 2018): replace the trained weights by random ones, layer after layer from the
+  top (:func:`cascading_randomization`), and measure how much the map changes with the
+  Spearman rank correlation (:func:`rank_correlation`). A map that explains *the model*
+  must change when the model is destroyed; a map that stays the same, like an edge
+  detector's (:func:`edge_map`), only describes the image. The user's model is never
+  changed: every step works on a copy (:func:`randomized_copy`).
+* **The pointing game** (Zhang et al., "Top-down Neural Attention by Excitation
+  Backprop", ECCV 2016): on images where the object's box is known, count how often the
+  map's maximum falls inside the box (:func:`pointing_game`), against the hit rate of a
+  point drawn at random (:func:`random_baseline`). :func:`place_digits` makes such
+  images: MNIST digits at known positions on a larger canvas cluttered with fragments
+  of other digits.
+
+Nothing here imports a framework at module level.
+"""
+
+from __future__ import annotations
+
+import copy
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .shortcut import Box, peak_in_box
+
+__all__ = [
+    "weighted_layers",
+    "randomized_copy",
+    "CascadeResult",
+    "cascading_randomization",
+    "rank_correlation",
+    "edge_map",
+    "CanvasSet",
+    "place_digits",
+    "pointing_game",
+    "random_baseline",
+]
+
+Explainer = Callable[[Any, Any], np.ndarray]
+
+
+def _is_torch(model: Any) -> bool:
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(model, torch.nn.Module)
+
+
+def _is_keras(model: Any) -> bool:
+    keras = sys.modules.get("keras")
+    return keras is not None and isinstance(model, keras.layers.Layer)
+
+
+def _check_model(model: Any) -> None:
+    if not (_is_torch(model) or _is_keras(model)):
+        raise TypeError(
+            f"model is a {type(model).__name__}; expected a torch.nn.Module or a keras.Model."
+        )
+
+
+def weighted_layers(model: Any) -> list[str]:
+    """Names of the layers that hold weights, from the input to the output.
+
+    Torch: the modules with parameters of their own, named as in ``named_modules()``, in
+    the order the model registers them (the forward order for ``nn.Sequential``). Keras:
+    the layers with weights, nested models' layers named ``outer/inner``, in the model's
+    layer order.
+
+    Args:
+        model: a ``torch.nn.Module`` or a ``keras.Model``.
+
+    Returns:
+        layer names; :func:`cascading_randomization` walks them in reverse.
+    """
+    _check_model(model)
+    if _is_torch(model):
+        return [
+            name
+            for name, module in model.named_modules()
+            if name and any(True for _ in module.parameters(recurse=False))
+        ]
+    from .backends.keras import named_layers
+
+    keras = sys.modules["keras"]
+    return [
+        name
+        for name, layer in named_layers(model)
+        if layer.weights and not isinstance(layer, keras.Model)
+    ]
+
+
+def _randomize_array(values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """New random values for one weight tensor, at the trained tensor's scale.
+
+    Kernels (2-D and more) are drawn from a normal distribution with the trained
+    kernel's mean and standard deviation; 1-D tensors (biases, normalisation scales and
+    statistics) are shuffled, which keeps a variance positive; scalars stay.
+    """
+    if values.ndim >= 2:
+        drawn = rng.normal(float(values.mean()), float(values.std()), size=values.shape)
+        return drawn.astype(values.dtype)
+    if values.ndim == 1:
+        return rng.permutation(values)
+    return values
+
+
+def randomized_copy(model: Any, layers: Sequence[str], seed: int = 0) -> Any:
+    """A copy of ``model`` in which the weights of ``layers`` are random.
+
+    The copy has the trained weights everywhere else; ``model`` itself is not changed.
+    Each weight tensor of a named layer gets new values at its own scale (see
+    :func:`_randomize_array`), from ``numpy.random.default_rng(seed)``: the same seed
+    gives the same copy, and no global random state is touched.
+
+    Args:
+        model: a ``torch.nn.Module``, or a Keras Sequential or Functional model (a
+            subclassed Keras model must be rebuildable from its ``get_config()``).
+        layers: names from :func:`weighted_layers`.
+        seed: seeds the new weights.
+
+    Returns:
+        the copy (PyTorch: in eval mode).
+
+    Raises:
+        ValueError: a name is not a layer with weights.
+        TypeError: the model cannot be copied.
+    """
+    _check_model(model)
+    available = weighted_layers(model)
+    unknown = [name for name in layers if name not in available]
+    if unknown:
+        raise ValueError(
+            f"{', '.join(map(repr, unknown))}: not a layer with weights. Layers with weights: "
+            f"{', '.join(available)}."
+        )
+    rng = np.random.default_rng(seed)
+    if _is_torch(model):
+        return _randomized_torch(model, layers, rng)
+    return _randomized_keras(model, layers, rng)
+
+
+def _randomized_torch(model: Any, layers: Sequence[str], rng: np.random.Generator) -> Any:
+    import torch
+
+    clone = copy.deepcopy(model)
+    modules = dict(clone.named_modules())
+    with torch.no_grad():
+        for name in layers:
+            module = modules[name]
+            tensors = [*module.parameters(recurse=False), *module.buffers(recurse=False)]
+            for tensor in tensors:
+                if not tensor.is_floating_point():
+                    continue
+                values = tensor.detach().cpu().numpy()
+                tensor.copy_(torch.from_numpy(np.ascontiguousarray(_randomize_array(values, rng))))
+    return clone.eval()
+
+
+def _randomized_keras(model: Any, layers: Sequence[str], rng: np.random.Generator) -> Any:
+    keras = sys.modules["keras"]
+    from .backends.keras import named_layers
+
+    try:
+        clone = keras.models.clone_model(model, recursive=True)
+    except TypeError as error:
+        raise TypeError(
+            "this Keras model cannot be copied with keras.models.clone_model (a subclassed "
+            "model needs get_config and from_config). Randomise a Sequential or Functional "
+            f"model instead. Keras said: {str(error).splitlines()[0]}"
+        ) from error
+    clone.set_weights(model.get_weights())
+    by_name = dict(named_layers(clone))
+    for name in layers:
+        layer = by_name[name]
+        layer.set_weights([_randomize_array(np.asarray(w), rng) for w in layer.get_weights()])
+    return clone
+
+
+def rank_correlation(a: np.ndarray, b: np.ndarray) -> float:
+    """Spearman's rank correlation between two maps of the same shape.
+
+    The two maps are flattened and their values replaced by their ranks (ties get the
+    average rank); the result is the Pearson correlation of the ranks: 1 when both maps
+    order the positions alike, about 0 when the orders are unrelated. It ignores the
+    maps' scale, which differs between models.
+
+    A map with one value everywhere (all zero, say) ranks nothing: its correlation with
+    a different map is defined here as 0, and 1 with an identical map.
+
+    Args:
+        a: a map.
+        b: a map of the same shape.
+
+    Returns:
+        a float in [-1, 1].
+    """
+    from scipy.stats import spearmanr
+
+    first = np.asarray(a, dtype=np.float64).ravel()
+    second = np.asarray(b, dtype=np.float64).ravel()
+    if first.shape != second.shape:
+        raise ValueError(f"maps of different shapes: {np.shape(a)} and {np.shape(b)}.")
+    if np.array_equal(first, second):
+        return 1.0
+    if np.ptp(first) == 0.0 or np.ptp(second) == 0.0:
+        return 0.0
+    return float(spearmanr(first, second).statistic)
+
+
+def edge_map(images: np.ndarray) -> np.ndarray:
+    """The Sobel edge magnitude of each image: a "saliency map" that ignores the model.
+
+    Adebayo et al. showed that such edge maps look much like some saliency methods'
+    output; since it never looks at the model, it cannot pass a randomisation test.
+
+    Args:
+        images: ``(N, H, W)`` grayscale, uint8 or float, or ``(N, 1, H, W)`` /
+            ``(N, H, W, 1)``; one ``(H, W)`` image is a batch of one.
+
+    Returns:
+        float32 ``(N, H, W)``.
+    """
+    from skimage.filters import sobel
+
+    array = np.asarray(images)
+    if array.ndim == 4 and 1 in (array.shape[1], array.shape[-1]):
+        array = array[:, 0] if array.shape[1] == 1 else array[..., 0]
+    if array.ndim == 2:
+        array = array[np.newaxis]
+    if array.ndim != 3:
+        raise ValueError(
+            f"edge_map takes grayscale (N, H, W) images, got shape {np.shape(images)}."
+        )
+    scale = 255.0 if array.dtype == np.uint8 else 1.0
+    return np.stack([sobel(image.astype(np.float64) / scale) for image in array]).astype(np.float32)
+
+
+@dataclass
+class CascadeResult:
+    """What :func:`cascading_randomization` measured.
+
+    Attributes:
+        steps: ``"original"``, then the name of the layer randomised at each step (every
+            step keeps the layers randomised before it).
+        maps: one ``(N, h, w)`` batch of maps per step.
+        correlations: ``(steps, N)``: each map's rank correlation with the original map
+            of the same image (the first row is all 1).
+    """
+
+    steps: list[str]
+    maps: list[np.ndarray]
+    correlations: np.ndarray
+
+    @property
+    def mean(self) -> np.ndarray:
+        """The mean correlation over the images, one value per step."""
+        return self.correlations.mean(axis=1)
+
+
+def cascading_randomization(
+    model: Any,
+    inputs: Any,
+    target: int | Sequence[int] | None = None,
+    layer: str | None = None,
+    *,
+    method: str = "gradcam",
+    explain: Explainer | None = None,
+    layers: Sequence[str] | None = None,
+    seed: int = 0,
+) -> CascadeResult:
+    """Adebayo et al.'s cascading randomisation test, on copies of ``model``.
+
+    Step 0 explains the trained model. Step ``s`` explains a copy whose top ``s`` layers
+    with weights (counting from the output) are random. Each map is compared with the
+    original map of the same image by :func:`rank_correlation`. The class explained is
+    fixed at the start (by default each image's top class under the trained model), so
+    that only the weights change between steps.
+
+    Args:
+        model: a ``torch.nn.Module`` or a Keras Sequential / Functional model; it is not
+            changed.
+        inputs: a batch in the model's layout.
+        target: the class to explain: ``None`` for each image's top class under the
+            trained model, an int, or one int per image.
+        layer: the Grad-CAM layer (``None``: the last candidate layer).
+        method: ``"gradcam"``, ``"gradcam++"`` or ``"hirescam"``.
+        explain: instead of Grad-CAM, any ``f(model, inputs) -> (N, h, w)`` maps (for a
+            baseline such as an edge detector, which ignores the model).
+        layers: the layers to randomise, in order; default :func:`weighted_layers`
+            reversed (from the output down).
+        seed: seeds the random weights.
+
+    Returns:
+        a :class:`CascadeResult`.
+    """
+    _check_model(model)
+    order = list(reversed(weighted_layers(model))) if layers is None else list(layers)
+    if explain is None:
+        from .methods import gradcam, predict
+
+        if target is None:
+            target = [int(c) for c in predict(model, inputs).argmax(axis=1)]
+
+        def explain(net: Any, batch: Any) -> np.ndarray:
+            return gradcam(net, batch, target=target, layer=layer, method=method)
+
+    original = np.asarray(explain(model, inputs), dtype=np.float32)
+    maps = [original]
+    steps = ["original"]
+    for count in range(1, len(order) + 1):
+        clone = randomized_copy(model, order[:count], seed=seed)
+        maps.append(np.asarray(explain(clone, inputs), dtype=np.float32))
+        steps.append(order[count - 1])
+        del clone
+    correlations = np.array(
+        [[rank_correlation(ref, m) for ref, m in zip(original, step)] for step in maps]
+    )
+    return CascadeResult(steps=steps, maps=maps, correlations=correlations)
+
+
+@dataclass
+class CanvasSet:
+    """Digits placed on larger cluttered canvases, with each digit's box.
+
+    Attributes:
+        images: uint8 ``(N, S, S)`` canvases.
+        labels: int64 ``(N,)``, the placed digit's class.
+        boxes: int64 ``(N, 4)``, the tight box ``(top, left, bottom, right)`` around the
+            placed digit's ink, bottom and right exclusive.
+    """
+
+    images: np.ndarray
+    labels: np.ndarray
+    boxes: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+def place_digits(
+    images: np.ndarray,
+    labels: np.ndarray,
+    *,
+    size: int = 44,
+    clutter: int = 3,
+    fragment: int = 6,
+    seed: int = 0,
+) -> CanvasSet:
+    """Put each digit at a random place on a larger canvas strewn with digit fragments.
+
+    Like the "cluttered MNIST" of Mnih et al. (2014): each 28 x 28 digit is pasted at a
+    random position of a black ``size`` x ``size`` canvas, and ``clutter`` square pieces
+    of other digits (``fragment`` pixels a side) are scattered outside the digit's box,
+    so that a network cannot just look for ink. The digit's box is known exactly.
+
+    Args:
+        images: uint8 ``(N, 28, 28)`` digits.
+        labels: int ``(N,)``.
+        size: the canvas's side (at least the digit's).
+        clutter: fragments per canvas (some are skipped if no free place is found).
+        fragment: a fragment's side in pixels.
+        seed: seeds positions and fragments (``numpy.random.default_rng``).
+
+    Returns:
+        a :class:`CanvasSet`.
+    """
+    digits = np.asarray(images)
+    labels = np.asarray(labels).astype(np.int64)
+    if digits.ndim != 3 or len(digits) != len(labels):
+        raise ValueError(
+            f"expected (N, H, W) digits and N labels, got {digits.shape} and {labels.shape}."
+        )
+    count, height, width = digits.shape
+    if size < max(height, width):
+        raise ValueError(f"the canvas ({size}) must be at least as large as a digit ({height}).")
+    if not 0 < fragment <= min(height, width, size):
+        raise ValueError(f"fragment must be between 1 and {min(height, width)}, got {fragment}.")
+    rng = np.random.default_rng(seed)
+    canvases = np.zeros((count, size, size), dtype=np.uint8)
+    boxes = np.zeros((count, 4), dtype=np.int64)
+    for index in range(count):
+        digit = digits[index]
+        top, left = (int(v) for v in rng.integers(0, size - np.array([height, width]) + 1))
+        rows = np.flatnonzero(digit.max(axis=1))
+        cols = np.flatnonzero(digit.max(axis=0))
+        if rows.size == 0:
+            box = (top, left, top + height, left + width)
+        else:
+            box = (top + rows[0], left + cols[0], top + rows[-1] + 1, left + cols[-1] + 1)
+        for _ in range(clutter):
+            _scatter_fragment(canvases[index], digits, index, box, fragment, rng)
+        window = canvases[index, top : top + height, left : left + width]
+        np.maximum(window, digit, out=window)
+        boxes[index] = box
+    return CanvasSet(images=canvases, labels=labels, boxes=boxes)
+
+
+def _scatter_fragment(
+    canvas: np.ndarray,
+    digits: np.ndarray,
+    index: int,
+    box: tuple[int, int, int, int],
+    side: int,
+    rng: np.random.Generator,
+    attempts: int = 50,
+) -> None:
+    """Paste a piece of another digit somewhere that does not touch ``box``."""
+    count, height, width = digits.shape
+    size = canvas.shape[0]
+    top, left, bottom, right = box
+    for _ in range(attempts):
+        row, col = (int(v) for v in rng.integers(0, size - side + 1, size=2))
+        if row < bottom and row + side > top and col < right and col + side > left:
+            continue
+        other = int(rng.integers(count - 1)) if count > 1 else 0
+        other += int(count > 1 and other >= index)
+        y, x = (int(v) for v in rng.integers(0, [height - side + 1, width - side + 1]))
+        window = canvas[row : row + side, col : col + side]
+        np.maximum(window, digits[other, y : y + side, x : x + side], out=window)
+        return
+
+
+def pointing_game(
+    heatmaps: np.ndarray,
+    boxes: Box | Sequence[Box] | np.ndarray,
+    image_size: int | tuple[int, int],
+    tolerance: int = 0,
+) -> np.ndarray:
+    """Hits of the pointing game: does each map's maximum fall inside the object's box?
+
+    Zhang et al. (ECCV 2016). The map is resized to the image (bilinear) before its
+    maximum is taken; a map with no positive value points nowhere and misses.
+
+    Args:
+        heatmaps: ``(N, h, w)`` maps.
+        boxes: one box per map ``(N, 4)``, or one for all.
+        image_size: the image's side or ``(height, width)``.
+        tolerance: pixels by which each box is enlarged (the paper used 15 on ImageNet).
+
+    Returns:
+        bool ``(N,)``; its mean is the pointing-game accuracy.
+    """
+    return peak_in_box(heatmaps, boxes, image_size, tolerance=tolerance)
+
+
+def random_baseline(
+    boxes: Box | Sequence[Box] | np.ndarray, image_size: int | tuple[int, int]
+) -> float:
+    """The expected pointing-game accuracy of a point drawn uniformly at random.
+
+    A random point lands in a box with probability (box area) / (image area); averaged
+    over the images, that is the score any method must clearly beat.
+
+    Args:
+        boxes: ``(N, 4)`` boxes (or one box).
+        image_size: the image's side or ``(height, width)``.
+
+    Returns:
+        the mean of box area / image area.
+    """
+    array = np.atleast_2d(np.asarray(boxes, dtype=np.float64))
+    if array.shape[-1] != 4:
+        raise ValueError(f"boxes must have shape (N, 4), got {np.shape(boxes)}.")
+    if isinstance(image_size, (int, np.integer)):
+        height = width = float(image_size)
+    else:
+        height, width = (float(v) for v in image_size)
+    areas = (array[:, 2] - array[:, 0]).clip(min=0) * (array[:, 3] - array[:, 1]).clip(min=0)
+    return float(np.mean(areas / (height * width)))

@@ -1,0 +1,328 @@
+"""Sanity checks of lesson 06: randomisation on copies, rank correlation, pointing game."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from gradcam_widgets import sanity
+
+torch = pytest.importorskip("torch")
+from torch import nn  # noqa: E402
+
+
+def small_torch_net(seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(4, 8, 3, padding=1),
+        nn.ReLU(),
+        nn.BatchNorm2d(8),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(8, 3),
+    ).eval()
+
+
+def state(model: nn.Module) -> dict[str, np.ndarray]:
+    return {k: v.detach().clone().numpy() for k, v in model.state_dict().items()}
+
+
+@pytest.fixture(scope="module")
+def batch():
+    rng = np.random.default_rng(0)
+    return torch.from_numpy(rng.random((4, 1, 12, 12)).astype(np.float32))
+
+
+# --------------------------------------------------------------------------- layers
+
+
+def test_weighted_layers_torch_in_forward_order():
+    assert sanity.weighted_layers(small_torch_net()) == ["0", "3", "5", "8"]
+
+
+def test_weighted_layers_rejects_other_objects():
+    with pytest.raises(TypeError, match="torch.nn.Module or a keras.Model"):
+        sanity.weighted_layers(object())
+
+
+# ---------------------------------------------------------------- randomised copies
+
+
+def test_randomized_copy_changes_only_the_named_layers_of_a_copy():
+    model = small_torch_net()
+    before = state(model)
+    clone = sanity.randomized_copy(model, ["8", "5"], seed=3)
+    after = state(model)
+    assert before.keys() == after.keys()
+    assert all(np.array_equal(before[k], after[k]) for k in before)  # the user's model
+    randomized = state(clone)
+    for key in before:
+        same = np.array_equal(before[key], randomized[key])
+        if key.startswith(("8.", "5.")) and key != "5.num_batches_tracked":
+            assert not same or before[key].size == 1 or np.ptp(before[key]) == 0, key
+        else:
+            assert same, key
+    assert not clone.training
+    # scale is kept: a random kernel has the trained kernel's spread
+    trained, drawn = before["8.weight"], randomized["8.weight"]
+    assert drawn.std() == pytest.approx(trained.std(), rel=0.5)
+    # BatchNorm's running variance stays positive (1-D tensors are shuffled)
+    assert np.all(randomized["5.running_var"] > 0)
+
+
+def test_randomized_copy_is_reproducible_and_seeded():
+    model = small_torch_net()
+    a = state(sanity.randomized_copy(model, ["0"], seed=1))
+    b = state(sanity.randomized_copy(model, ["0"], seed=1))
+    c = state(sanity.randomized_copy(model, ["0"], seed=2))
+    assert np.array_equal(a["0.weight"], b["0.weight"])
+    assert not np.array_equal(a["0.weight"], c["0.weight"])
+
+
+def test_randomized_copy_leaves_the_global_random_state_alone():
+    model = small_torch_net()
+    torch.manual_seed(5)
+    np.random.seed(5)
+    expected = (torch.rand(1).item(), np.random.rand())
+    torch.manual_seed(5)
+    np.random.seed(5)
+    sanity.randomized_copy(model, ["0", "3"], seed=0)
+    assert (torch.rand(1).item(), np.random.rand()) == expected
+
+
+def test_randomized_copy_rejects_unknown_layers():
+    with pytest.raises(ValueError, match="'1': not a layer with weights.*0, 3, 5, 8"):
+        sanity.randomized_copy(small_torch_net(), ["1"])
+
+
+# ------------------------------------------------------------------ rank correlation
+
+
+def test_rank_correlation_values():
+    rng = np.random.default_rng(0)
+    a = rng.random((7, 7))
+    assert sanity.rank_correlation(a, a) == 1.0
+    assert sanity.rank_correlation(a, a**3 + 2) == pytest.approx(1.0)  # ranks only
+    assert sanity.rank_correlation(a, -a) == pytest.approx(-1.0)
+    assert abs(sanity.rank_correlation(a, rng.random((7, 7)))) < 0.4
+    zeros = np.zeros((7, 7))
+    assert sanity.rank_correlation(zeros, a) == 0.0
+    assert sanity.rank_correlation(zeros, zeros) == 1.0
+    with pytest.raises(ValueError, match="different shapes"):
+        sanity.rank_correlation(a, a[:3])
+
+
+def test_rank_correlation_matches_scipy_with_ties():
+    from scipy.stats import spearmanr
+
+    a = np.array([[0, 0, 1], [2, 2, 3]], dtype=float)
+    b = np.array([[1, 0, 0], [5, 3, 3]], dtype=float)
+    assert sanity.rank_correlation(a, b) == pytest.approx(spearmanr(a.ravel(), b.ravel())[0])
+
+
+# ------------------------------------------------------------------------ edge maps
+
+
+def test_edge_map_layouts_and_values():
+    image = np.zeros((10, 10), dtype=np.uint8)
+    image[:, 5:] = 255
+    edges = sanity.edge_map(image)
+    assert edges.shape == (1, 10, 10) and edges.dtype == np.float32
+    assert edges[0, :, 4:6].min() > 0 and edges[0, :, :3].max() == 0 and edges[0, :, 7:].max() == 0
+    batch = np.stack([image, image])
+    assert np.array_equal(sanity.edge_map(batch[:, None]), sanity.edge_map(batch))
+    assert np.array_equal(sanity.edge_map(batch[..., None]), sanity.edge_map(batch))
+    assert np.allclose(sanity.edge_map(batch / 255.0), sanity.edge_map(batch))
+    with pytest.raises(ValueError, match="grayscale"):
+        sanity.edge_map(np.zeros((2, 10, 10, 3)))
+
+
+# ------------------------------------------------------------ cascading randomisation
+
+
+def test_cascade_randomises_from_the_top_and_keeps_the_model(batch):
+    model = small_torch_net()
+    before = state(model)
+    result = sanity.cascading_randomization(model, batch, layer="4")
+    assert result.steps == ["original", "8", "5", "3", "0"]
+    assert len(result.maps) == 5 and all(m.shape == (4, 6, 6) for m in result.maps)
+    assert result.correlations.shape == (5, 4)
+    assert np.all(result.correlations[0] == 1.0)
+    assert result.mean.shape == (5,)
+    assert all(np.array_equal(before[k], v) for k, v in state(model).items())
+    # the first step's maps are the trained model's own Grad-CAM
+    import gradcam_widgets as gw
+
+    top = gw.predict(model, batch).argmax(axis=1).tolist()
+    assert np.allclose(result.maps[0], gw.gradcam(model, batch, target=top, layer="4"))
+
+
+def test_cascade_with_a_model_independent_baseline_stays_at_one(batch):
+    model = small_torch_net()
+    result = sanity.cascading_randomization(
+        model, batch, explain=lambda net, inputs: sanity.edge_map(inputs.numpy())
+    )
+    assert np.all(result.correlations == 1.0)
+
+
+def test_cascade_custom_layers_and_fixed_target(batch):
+    model = small_torch_net()
+    result = sanity.cascading_randomization(model, batch, target=2, layers=["8"], seed=1)
+    assert result.steps == ["original", "8"]
+    import gradcam_widgets as gw
+
+    assert np.allclose(result.maps[0], gw.gradcam(model, batch, target=2))
+
+
+# ---------------------------------------------------------------- cluttered canvases
+
+
+@pytest.fixture(scope="module")
+def digits_and_labels():
+    rng = np.random.default_rng(1)
+    digits = np.zeros((12, 28, 28), dtype=np.uint8)
+    for digit in digits:
+        top, left = rng.integers(4, 10, size=2)
+        digit[top : top + 14, left : left + 10] = rng.integers(50, 256, size=(14, 10))
+    return digits, np.arange(12) % 10
+
+
+def test_place_digits_puts_each_digit_inside_its_box(digits_and_labels):
+    digits, labels = digits_and_labels
+    canvases = sanity.place_digits(digits, labels, size=44, clutter=3, fragment=6, seed=0)
+    assert canvases.images.shape == (12, 44, 44) and canvases.images.dtype == np.uint8
+    assert canvases.boxes.shape == (12, 4) and len(canvases) == 12
+    assert np.array_equal(canvases.labels, labels)
+    for canvas, box, digit in zip(canvases.images, canvases.boxes, digits):
+        top, left, bottom, right = box
+        assert (bottom - top, right - left) == (14, 10)
+        rows, cols = np.flatnonzero(digit.max(1)), np.flatnonzero(digit.max(0))
+        crop = digit[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+        assert np.array_equal(canvas[top:bottom, left:right], crop)  # no clutter inside
+    clutter_ink = sum(
+        int(c.sum()) - int(c[t:b, left:r].sum())
+        for c, (t, left, b, r) in zip(canvases.images, canvases.boxes)
+    )
+    assert clutter_ink > 0
+
+
+def test_place_digits_is_seeded(digits_and_labels):
+    digits, labels = digits_and_labels
+    a = sanity.place_digits(digits, labels, seed=4)
+    b = sanity.place_digits(digits, labels, seed=4)
+    c = sanity.place_digits(digits, labels, seed=5)
+    assert np.array_equal(a.images, b.images) and np.array_equal(a.boxes, b.boxes)
+    assert not np.array_equal(a.images, c.images)
+
+
+def test_place_digits_rejects_bad_arguments(digits_and_labels):
+    digits, labels = digits_and_labels
+    with pytest.raises(ValueError, match="at least as large"):
+        sanity.place_digits(digits, labels, size=20)
+    with pytest.raises(ValueError, match="labels"):
+        sanity.place_digits(digits, labels[:3])
+    with pytest.raises(ValueError, match="fragment"):
+        sanity.place_digits(digits, labels, fragment=0)
+
+
+# --------------------------------------------------------------------- pointing game
+
+
+def test_pointing_game_and_random_baseline():
+    maps = np.zeros((3, 11, 11), dtype=np.float32)
+    maps[0, 1, 1] = 1.0
+    maps[1, 9, 9] = 1.0
+    boxes = np.array([[0, 0, 22, 22], [0, 0, 22, 22], [0, 0, 44, 44]])
+    assert sanity.pointing_game(maps, boxes, 44).tolist() == [True, False, False]
+    assert sanity.random_baseline(boxes, 44) == pytest.approx((0.25 + 0.25 + 1.0) / 3)
+    assert sanity.random_baseline((0, 0, 10, 20), (20, 40)) == pytest.approx(0.25)
+    with pytest.raises(ValueError, match="boxes"):
+        sanity.random_baseline(np.zeros((3, 3)), 44)
+
+
+def test_random_baseline_is_what_random_points_score():
+    rng = np.random.default_rng(0)
+    boxes = np.array([[5, 5, 25, 20], [10, 0, 44, 12]])
+    points = rng.integers(0, 44, size=(20000, 2))
+    hits = [
+        np.mean(
+            (points[:, 0] >= t) & (points[:, 0] < b) & (points[:, 1] >= left) & (points[:, 1] < r)
+        )
+        for t, left, b, r in boxes
+    ]
+    assert np.mean(hits) == pytest.approx(sanity.random_baseline(boxes, 44), abs=0.01)
+
+
+# ---------------------------------------------------------------------------- Keras
+
+
+@pytest.fixture(scope="module")
+def keras_net():
+    keras = pytest.importorskip("keras")
+    keras.utils.set_random_seed(0)
+    inner = keras.Sequential(
+        [keras.Input((12, 12, 1)), keras.layers.Conv2D(4, 3, padding="same", name="conv_a")],
+        name="block",
+    )
+    inputs = keras.Input((12, 12, 1))
+    x = inner(inputs)
+    x = keras.layers.Conv2D(6, 3, padding="same", activation="relu", name="conv_b")(x)
+    x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
+    outputs = keras.layers.Dense(3, activation="softmax", name="scores")(x)
+    return keras.Model(inputs, outputs)
+
+
+def test_weighted_layers_keras_with_a_nested_model(keras_net):
+    assert sanity.weighted_layers(keras_net) == ["block/conv_a", "conv_b", "scores"]
+
+
+def test_randomized_copy_keras_changes_only_a_copy(keras_net):
+    before = [w.copy() for w in keras_net.get_weights()]
+    clone = sanity.randomized_copy(keras_net, ["scores", "block/conv_a"], seed=0)
+    assert all(np.array_equal(a, b) for a, b in zip(before, keras_net.get_weights()))
+    assert clone is not keras_net
+    assert np.array_equal(
+        clone.get_layer("conv_b").get_weights()[0], keras_net.get_layer("conv_b").get_weights()[0]
+    )
+    assert not np.array_equal(
+        clone.get_layer("scores").get_weights()[0], keras_net.get_layer("scores").get_weights()[0]
+    )
+    nested = clone.get_layer("block").get_layer("conv_a").get_weights()[0]
+    assert not np.array_equal(
+        nested, keras_net.get_layer("block").get_layer("conv_a").get_weights()[0]
+    )
+    again = sanity.randomized_copy(keras_net, ["scores", "block/conv_a"], seed=0)
+    assert all(np.array_equal(a, b) for a, b in zip(clone.get_weights(), again.get_weights()))
+
+
+def test_cascade_keras(keras_net):
+    rng = np.random.default_rng(0)
+    batch = rng.random((3, 12, 12, 1)).astype(np.float32)
+    before = [w.copy() for w in keras_net.get_weights()]
+    result = sanity.cascading_randomization(keras_net, batch, layer="conv_b")
+    assert result.steps == ["original", "scores", "conv_b", "block/conv_a"]
+    assert np.all(result.correlations[0] == 1.0)
+    assert result.maps[0].shape == (3, 12, 12)
+    assert all(np.array_equal(a, b) for a, b in zip(before, keras_net.get_weights()))
+
+
+def test_randomized_copy_keras_subclassed_model_gets_a_clear_error():
+    keras = pytest.importorskip("keras")
+
+    class Net(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.conv = keras.layers.Conv2D(2, 3)
+            self.flat = keras.layers.Flatten()
+            self.dense = keras.layers.Dense(3)
+
+        def call(self, x):
+            return self.dense(self.flat(self.conv(x)))
+
+    net = Net()
+    net(np.zeros((1, 6, 6, 1), dtype=np.float32))
+    with pytest.raises(TypeError, match="cannot be copied"):
+        sanity.randomized_copy(net, ["dense"])
