@@ -229,8 +229,8 @@ def cam(
         head.features, pooled, rtol=1e-4, atol=1e-5 * (1.0 + np.abs(pooled).max())
     ):
         raise ValueError(
-            f"CAM needs the dense layer's input to be the global average of layer {name!r}'s "
-            "maps, and here it is not (a Flatten head, extra layers between, or another "
+            f"CAM needs the dense layer's input to be the global average of the maps of layer "
+            f"{name!r}, and here it is not (a Flatten head, extra layers between, or another "
             "layer pooled). Use gradcam(), or give the pooled layer's name."
         )
     class_weights = head.weight[captured.targets[0]]

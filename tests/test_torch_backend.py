@@ -184,7 +184,7 @@ def test_cam_refuses_flatten_head():
 
 
 def test_cam_refuses_a_layer_that_is_not_pooled():
-    with pytest.raises(ValueError, match="global average of layer '0'"):
+    with pytest.raises(ValueError, match="global average of the maps of layer '0'"):
         gw.cam(small_cnn(), images(1), layer="0")
 
 
