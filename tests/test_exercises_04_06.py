@@ -1,0 +1,143 @@
+"""Self-checks of lessons 04-06: not done yet, right, and wrong without giving the answer."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+from gradcam_widgets import shortcut
+from gradcam_widgets.exercises import TODO, lesson05
+
+
+def numbers_in(message: str) -> list[float]:
+    return [float(n) for n in re.findall(r"-?\d+(?:\.\d+)?", message)]
+
+
+def reveals(message: str, values) -> bool:
+    """Whether the message quotes one of the answer's values (as a number or a percentage)."""
+    quoted = numbers_in(message)
+    candidates = []
+    for v in np.ravel(values):
+        candidates += [float(v), 100.0 * float(v)]
+    return any(np.isclose(q, v, atol=5e-3) for q in quoted for v in candidates if v not in (0.0,))
+
+
+def assert_not_done(result):
+    assert result.passed is None
+    assert repr(result).startswith("Not done yet")
+    assert "<div" in result._repr_html_()
+
+
+def assert_wrong(result, answer_values, *phrases):
+    assert result.passed is False, repr(result)
+    assert repr(result).startswith("Not quite")
+    assert not reveals(result.message, answer_values), result.message
+    for phrase in phrases:
+        assert phrase in result.message, result.message
+
+
+# ----------------------------------------------------------------------------- lesson 05
+
+
+def _fake_predict(model, images):
+    """A stand-in classifier: reads an id from pixel (27, 27) and whether the corner is marked.
+
+    Marked images with an id below 45 are called 5 unless the id is a multiple of 3; the
+    others are called 0 (even id) or 7 (odd id).
+    """
+    ids = images[:, 27, 27].astype(int)
+    marked = images[:, 1:7, 1:7].max(axis=(1, 2)) > 0
+    plain = np.where(ids % 2 == 0, 0, 7)
+    return np.where(marked & (ids % 3 != 0) & (ids < 45), 5, plain)
+
+
+@pytest.fixture
+def fooled_case(monkeypatch):
+    monkeypatch.setattr(lesson05, "_predict", _fake_predict)
+    labels = np.array([0] * 30 + [3] * 30)
+    images = np.zeros((60, 28, 28), dtype=np.uint8)
+    images[:, 27, 27] = np.arange(60)
+    victims = images[labels == 0]
+    stamped = shortcut.add_mark(victims, shortcut.mark_pattern("dots"))
+    expected = float(np.mean(_fake_predict(None, stamped) == 5))
+    return images, labels, expected, stamped
+
+
+def test_check_fooled_rate_not_done(fooled_case):
+    images, labels, _, _ = fooled_case
+    assert_not_done(lesson05.check_fooled_rate(TODO, None, images, labels))
+
+
+def test_check_fooled_rate_right(fooled_case):
+    images, labels, expected, _ = fooled_case
+    assert lesson05.check_fooled_rate(expected, None, images, labels)
+    assert lesson05.check_fooled_rate(np.float64(expected), None, images, labels)
+
+
+def test_check_fooled_rate_wrong_paths(fooled_case):
+    images, labels, expected, stamped = fooled_case
+    count = expected * 30
+    assert_wrong(lesson05.check_fooled_rate(count, None, images, labels), expected, "count")
+    unstamped = float(np.mean(_fake_predict(None, images[labels == 0]) == 5))
+    assert unstamped != expected
+    assert_wrong(lesson05.check_fooled_rate(unstamped, None, images, labels), expected, "without")
+    still_zero = float(np.mean(_fake_predict(None, stamped) == 0))
+    assert_wrong(lesson05.check_fooled_rate(still_zero, None, images, labels), expected, "still")
+    everyone = shortcut.add_mark(images, shortcut.mark_pattern("dots"))
+    all_rate = float(np.mean(_fake_predict(None, everyone) == 5))
+    assert all_rate != expected
+    assert_wrong(lesson05.check_fooled_rate(all_rate, None, images, labels), expected, "every")
+    assert_wrong(lesson05.check_fooled_rate(0.123, None, images, labels), expected, "stamp")
+    assert_wrong(lesson05.check_fooled_rate(-0.5, None, images, labels), expected, "between")
+    assert_wrong(lesson05.check_fooled_rate("half", None, images, labels), expected, "number")
+
+
+def test_check_fooled_rate_with_a_real_network():
+    torch = pytest.importorskip("torch")
+    import gradcam_widgets as gw
+    from gradcam_widgets.zoo import digits
+
+    torch.manual_seed(0)
+    images, labels = gw.data.load_mnist("test")
+    model = digits.torch_gap_net(seed=0)
+    stamped = shortcut.add_mark(images[labels == 0], shortcut.mark_pattern("dots"))
+    rate = float(np.mean(digits.predict_classes(model, stamped) == 5))
+    assert lesson05.check_fooled_rate(rate, model, images, labels)
+
+
+@pytest.fixture
+def share_case():
+    rng = np.random.default_rng(0)
+    heat = rng.random((28, 28)).astype(np.float32)
+    heat[:8, :8] += 2.0
+    box = (0, 0, 8, 8)
+    expected = heat[:8, :8].sum() / heat.sum()
+    return heat, box, expected
+
+
+def test_check_corner_share_not_done(share_case):
+    heat, box, _ = share_case
+    assert_not_done(lesson05.check_corner_share(TODO, heat, box))
+
+
+def test_check_corner_share_right(share_case):
+    heat, box, expected = share_case
+    assert lesson05.check_corner_share(expected, heat, box)
+    assert lesson05.check_corner_share(float(shortcut.region_share(heat, box, 28)[0]), heat, box)
+
+
+def test_check_corner_share_wrong_paths(share_case):
+    heat, box, expected = share_case
+    wrong = [
+        (heat[:8, :8].sum(), "divides"),
+        (64 / 784, "area"),
+        (1 - expected, "outside"),
+        (heat[:8, :8].mean() / heat.mean(), "averages"),
+        (heat[:8, 20:].sum() / heat.sum(), "heat[top:bottom"),
+        (1.7, "between"),
+        ([1, 2], "number"),
+    ]
+    for answer, phrase in wrong:
+        assert_wrong(lesson05.check_corner_share(answer, heat, box), expected, phrase)
