@@ -268,8 +268,13 @@ class Explorer(widgets.VBox):
         else:
             tooltips = ["Gradient-weighted class activation map (CAM needs a GAP + dense head)"]
         wide = {"description_width": "initial"}
+        # The top class's maps (every layer, one engine call) also give each layer's size.
+        sizes = {
+            name: heat.shape
+            for name, heat in self._maps_for(self.top_classes[0], "gradcam").items()
+        }
         self.layer = widgets.SelectionSlider(
-            options=self.layers,
+            options=[(f"{name} ({sizes[name][0]}x{sizes[name][1]})", name) for name in self.layers],
             value=self.layers[-1],
             description="layer (early → late)",
             continuous_update=True,
@@ -305,10 +310,17 @@ class Explorer(widgets.VBox):
             options=list(COLORMAPS), value=COLORMAPS[0], description="colormap", style=wide
         )
         self.method = widgets.ToggleButtons(
-            options=options, value="gradcam", tooltips=tooltips, style={"button_width": "90px"}
+            options=options,
+            value="gradcam",
+            tooltips=tooltips,
+            style={"button_width": "100px"},
+            layout=widgets.Layout(flex="0 0 auto", margin="0 24px 0 0"),
         )
-        self.view = widgets.Image(format="png")
-        self.heatmap = widgets.Image(format="png")
+        # Fixed on-screen size: the picture neither stretches nor shrinks with the page.
+        width = self._rgb.shape[1] * self._scale
+        height = self._rgb.shape[0] * self._scale
+        self.view = widgets.Image(format="png", layout=self._picture_layout(width, height))
+        self.heatmap = widgets.Image(format="png", layout=self._picture_layout(width, height))
         self.caption = widgets.HTML()
         self.message = widgets.HTML()
         self._overlay_title = widgets.HTML()
@@ -334,10 +346,31 @@ class Explorer(widgets.VBox):
                 self.message,
             ]
         )
+        # CSS classes name the parts for browser tests and custom styling (no JavaScript).
+        self.add_class("gradcam-explorer")
+        for part, name in [
+            (self.layer, "layer"),
+            (self.target, "target"),
+            (self.find, "find"),
+            (self.alpha, "alpha"),
+            (self.colormap, "colormap"),
+            (self.method, "method"),
+            (self.view, "overlay"),
+            (self.heatmap, "heatmap"),
+            (self.caption, "caption"),
+            (self.message, "message"),
+        ]:
+            part.add_class(f"gradcam-{name}")
         for control in (self.layer, self.target, self.alpha, self.colormap, self.method):
             control.observe(self._on_change, names="value")
         self.find.observe(self._on_find, names="value")
         self._refresh()
+
+    @staticmethod
+    def _picture_layout(width: int, height: int) -> widgets.Layout:
+        return widgets.Layout(
+            width=f"{width}px", height=f"{height}px", object_fit="contain", flex="0 0 auto"
+        )
 
     # ----------------------------------------------------------------- engine calls
 
@@ -424,11 +457,9 @@ class Explorer(widgets.VBox):
                 overlay = np.clip(np.round(blended), 0, 255).astype(np.uint8)
         self.view.value = _encode_png(overlay, self._scale)
         self.heatmap.value = heat_png
-        self._overlay_title.value = (
-            f"<b>{METHOD_LABELS[method]} over the picture</b> (alpha {alpha:.2f})"
-        )
-        size = f"{resolution[0]}x{resolution[1]} map, " if resolution is not None else ""
-        self._heatmap_title.value = f"<b>The heatmap alone</b> ({size}stretched to the picture)"
+        self._overlay_title.value = f"<b>{METHOD_LABELS[method]} over the picture</b>"
+        size = f" ({resolution[0]}x{resolution[1]} map)" if resolution is not None else ""
+        self._heatmap_title.value = f"<b>The heatmap alone</b>{size}"
         self._legend.value = _legend_html(colormap, self._rgb.shape[1] * self._scale)
         self.caption.value = self._caption(layer, cls, method, resolution, note)
 

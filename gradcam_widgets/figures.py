@@ -10,12 +10,13 @@ The Explorer answers one question at a time; a grid puts several answers side by
   lecture's table comparing the confusable digits 1, 7 and 9).
 
 Each grid gets all its maps from ONE engine call, and returns a
-``matplotlib.figure.Figure`` made without pyplot (no global state; it shows in Jupyter
-as the value of a cell and saves with ``fig.savefig("grid.png")``).
+``matplotlib.figure.Figure`` made without pyplot (no global state, nothing shown twice);
+it shows in Jupyter as the value of a cell and saves with ``fig.savefig("grid.png")``.
 """
 
 from __future__ import annotations
 
+import io
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -26,9 +27,22 @@ from . import methods, render
 from .backends import backend_for
 from .explorer import _class_names, _percent, _softmax, image_from_inputs
 
-__all__ = ["layer_grid", "class_grid", "image_grid"]
+__all__ = ["GridFigure", "layer_grid", "class_grid", "image_grid"]
 
 Names = Sequence[str] | Mapping[int, str] | None
+
+
+class GridFigure(Figure):
+    """A matplotlib ``Figure`` that Jupyter draws as a PNG when it is a cell's value.
+
+    Figures made without pyplot are not registered with Jupyter's inline backend, which
+    would otherwise show them only as ``<Figure size ...>`` text.
+    """
+
+    def _repr_png_(self) -> bytes:
+        buffer = io.BytesIO()
+        self.savefig(buffer, format="png", bbox_inches="tight")
+        return buffer.getvalue()
 
 
 def _pictures(model: Any, inputs: Any, images: Any, count: int) -> list[np.ndarray]:
@@ -51,12 +65,17 @@ def _pictures(model: Any, inputs: Any, images: Any, count: int) -> list[np.ndarr
 
 
 def _panels(
-    count: int, columns: int | None, panel_size: float, ratio: float
+    count: int, columns: int | None, panel_size: float, picture: np.ndarray
 ) -> tuple[Figure, list]:
-    """A figure with ``count`` axes laid out in rows of ``columns`` (default: one row)."""
+    """A figure with ``count`` axes in rows of ``columns`` (default: one row).
+
+    Each panel is ``panel_size`` inches wide and as tall as the picture's aspect ratio
+    asks, plus room for a two-line title.
+    """
     columns = count if not columns else max(1, min(int(columns), count))
     rows = -(-count // columns)
-    figure = Figure(figsize=(panel_size * columns, panel_size * ratio * rows))
+    height = panel_size * picture.shape[0] / picture.shape[1] + 0.45
+    figure = GridFigure(figsize=(panel_size * columns, height * rows + 0.4))
     grid = figure.subplots(rows, columns, squeeze=False).ravel()
     for extra in grid[count:]:
         figure.delaxes(extra)
@@ -118,7 +137,7 @@ def layer_grid(
     layers = list(layers) if layers is not None else methods.candidate_layers(model, inputs)
     maps = methods.gradcam(model, inputs, target=cls, layer=layers)
     picture = _pictures(model, inputs, None if image is None else [image], 1)[0]
-    figure, axes = _panels(1 + len(layers), columns, panel_size, 1.25)
+    figure, axes = _panels(1 + len(layers), columns, panel_size, picture)
     axes[0].imshow(picture)
     axes[0].set_title("input", fontsize=9)
     for axis, layer in zip(axes[1:], layers, strict=True):
@@ -172,7 +191,7 @@ def class_grid(
     per_class = methods.gradcam_multi(model, inputs, targets, layer)
     layer_name = next(iter(per_class[0]))
     picture = _pictures(model, inputs, None if image is None else [image], 1)[0]
-    figure, axes = _panels(1 + len(targets), columns, panel_size, 1.2)
+    figure, axes = _panels(1 + len(targets), columns, panel_size, picture)
     axes[0].imshow(picture)
     axes[0].set_title("input", fontsize=9)
     for axis, cls, maps in zip(axes[1:], targets, per_class, strict=True):
@@ -235,7 +254,7 @@ def image_grid(
     pictures = _pictures(model, inputs, images, count)
     if row_labels is not None and len(row_labels) != count:
         raise ValueError(f"got {len(row_labels)} row labels for {count} images.")
-    figure = Figure(figsize=(panel_size * (1 + len(layers)), panel_size * 1.15 * count))
+    figure = GridFigure(figsize=(panel_size * (1 + len(layers)), panel_size * 1.15 * count))
     axes = figure.subplots(count, 1 + len(layers), squeeze=False)
     for row in range(count):
         cls = int(classes[row])

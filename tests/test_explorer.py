@@ -91,7 +91,14 @@ def test_is_a_vbox_with_named_controls(ex):
     assert (ex.alpha.min, ex.alpha.max) == (0.0, 1.0)
     assert isinstance(ex.view, widgets.Image)
     assert isinstance(ex.caption, widgets.HTML)
-    assert list(ex.layer.options) == gw.candidate_layers(gap_net(), batch()) == ["0", "1", "2", "3"]
+    values = [value for _, value in ex.layer.options]
+    assert values == gw.candidate_layers(gap_net(), batch()) == ["0", "1", "2", "3"]
+    assert [label for label, _ in ex.layer.options] == [
+        "0 (16x16)",
+        "1 (16x16)",
+        "2 (8x8)",
+        "3 (8x8)",
+    ]
     assert ex.layer.value == "3"  # the last, most class-specific layer
     assert isinstance(ex.target.value, int)
     decode(ex.view.value)

@@ -118,3 +118,9 @@ def test_layer_grid_wraps_into_rows():
     assert len(figure.axes) == 5  # 3 rows of 2, the sixth cell removed
     rows = {round(axis.get_position().y0, 3) for axis in figure.axes}
     assert len(rows) == 3
+
+
+def test_grids_show_as_png_in_jupyter():
+    figure = figures.class_grid(tiny_net(), torch.rand(1, 3, 16, 16), top_k=2)
+    assert isinstance(figure, Figure)
+    assert figure._repr_png_()[:8] == b"\x89PNG\r\n\x1a\n"
