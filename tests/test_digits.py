@@ -179,3 +179,25 @@ def test_accuracy_and_predict_classes_agree_with_the_engine(few_digits):
 
 def test_class_names_are_the_digits():
     assert digits.CLASS_NAMES == [str(d) for d in range(10)]
+
+
+def test_ink_share_and_top_share_measure_where_a_map_lies():
+    image = np.zeros((28, 28), np.uint8)
+    image[:10, 10:12] = 255  # ink only in the top rows
+    on_ink = np.zeros((28, 28), np.float32)
+    on_ink[:10, 10:12] = 1.0
+    even = np.ones((7, 7), np.float32)
+    empty = np.zeros((7, 7), np.float32)
+    maps_ink = digits.ink_share(on_ink[np.newaxis], image[np.newaxis])
+    np.testing.assert_allclose(maps_ink, [1.0])
+    shares = digits.ink_share(np.stack([even, empty]), np.stack([image, image]))
+    assert shares[0] == pytest.approx(20 / 784, rel=1e-3)  # an even map: the ink area
+    assert np.isnan(shares[1])  # an empty map has no share to give
+    high = np.zeros((7, 7), np.float32)
+    high[:2] = 1.0  # the top two of seven cells: pixel rows 0-7
+    tops = digits.top_share(np.stack([high, even, -even]))
+    assert tops[0] > 0.8
+    assert tops[1] == pytest.approx(10 / 28, rel=1e-3)
+    assert np.isnan(tops[2])  # negative values are clipped: nothing left
+    with pytest.raises(ValueError, match="maps"):
+        digits.ink_share(np.stack([even, even]), image[np.newaxis])
