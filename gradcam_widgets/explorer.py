@@ -13,7 +13,7 @@ Why it is fast: the model runs as little as the maths allows.
   slider is a lookup and a class seen before costs nothing. Classes are computed when
   first chosen, not all top-k at start: on EfficientNet-Lite0 most of a call is the
   backward pass, so :func:`~gradcam_widgets.methods.gradcam_multi` for five classes costs
-  about four single calls, and the first picture would wait for all of them.
+  about three single calls, and the first picture would wait for all of them.
 * Alpha and colormap changes never call the model: the map, resized to the picture and
   normalised, is cached, and only the blend and the PNG encoding are redone.
 """
@@ -49,7 +49,7 @@ METHOD_LABELS: dict[str, str] = {"gradcam": "Grad-CAM", "cam": "CAM"}
 #: small ones (a 28-pixel digit) are enlarged by a whole factor up to it.
 DISPLAY_SIZE = 320
 
-_CACHE_SIZE = 96  # resized maps kept for quick layer and alpha changes
+_CACHE_SIZE = 64  # coloured maps kept (about 0.3 MB each at 320 x 213)
 
 
 def _as_numpy(batch: Any) -> np.ndarray:
@@ -111,7 +111,7 @@ def _fit_for_display(rgb: np.ndarray) -> tuple[np.ndarray, int]:
 
 @dataclass(frozen=True)
 class _Colour:
-    """A map ready to draw: its colours (float32 for the blend), emptiness, its PNG."""
+    """A map ready to draw: its colours (uint8 RGB), whether it is all zero, its PNG."""
 
     colour: np.ndarray
     empty: bool
@@ -410,7 +410,7 @@ class Explorer(widgets.VBox):
         unit = normalize(render.resize_map(raw, self._rgb.shape[:2]))
         colour = render.colorize(unit, colormap)
         entry = _Colour(
-            colour=colour.astype(np.float32),
+            colour=colour,
             empty=not np.any(unit > 0),
             png=_encode_png(colour, self._scale),
         )
@@ -448,12 +448,12 @@ class Explorer(widgets.VBox):
             if entry.empty:
                 overlay = self._rgb
                 note = (
-                    "The map is zero everywhere here: after the ReLU nothing at this layer "
-                    "speaks for this class, so only the picture is shown."
+                    "The map has no positive value here: nothing at this layer speaks for "
+                    "this class, so only the picture is shown."
                 )
             else:
                 # The blend of render.overlay, on the cached colour: no model, no resize.
-                blended = (1.0 - alpha) * self._rgb_float + alpha * entry.colour
+                blended = (1.0 - alpha) * self._rgb_float + alpha * entry.colour.astype(np.float32)
                 overlay = np.clip(np.round(blended), 0, 255).astype(np.uint8)
         self.view.value = _encode_png(overlay, self._scale)
         self.heatmap.value = heat_png
