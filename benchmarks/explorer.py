@@ -90,6 +90,7 @@ def main() -> None:
     fresh_layers = iter(layers[:-1][::-1])  # each drawn for the first time
     fresh_classes = iter(c for c in range(1000) if c not in explorer.top_classes)
     top5 = list(explorer.top_classes)
+    gw.gradcam_multi(model, x, top5, layers)  # warm up: its first call allocates a lot
     samples: dict[str, list[float]] = {}
 
     def timed(name: str, action: Callable[[], object]) -> None:

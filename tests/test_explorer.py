@@ -191,9 +191,12 @@ def test_cam_offered_for_a_gap_head_and_only_at_its_layer(ex):
     assert ex.cam_layer == "3"
     assert [value for _, value in ex.method.options] == ["gradcam", "cam"]
     ex.layer.value = "1"
+    before = ex.view.value
     ex.method.value = "cam"
     assert ex.layer.value == "3"  # CAM lives at the pooled layer: the slider goes there
     assert "CAM of class" in ex.caption.value
+    assert ex.view.value != before
+    decode(ex.view.value)
     ex.layer.value = "0"
     assert "CAM exists only at layer" in ex.caption.value
     assert ex.message.value == ""
