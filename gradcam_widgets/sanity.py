@@ -346,21 +346,26 @@ def place_digits(
     labels: np.ndarray,
     *,
     size: int = 44,
+    digit_size: int | None = None,
     clutter: int = 3,
     fragment: int = 6,
     seed: int = 0,
 ) -> CanvasSet:
     """Put each digit at a random place on a larger canvas strewn with digit fragments.
 
-    Like the "cluttered MNIST" of Mnih et al. (2014): each 28 x 28 digit is pasted at a
-    random position of a black ``size`` x ``size`` canvas, and ``clutter`` square pieces
-    of other digits (``fragment`` pixels a side) are scattered outside the digit's box,
-    so that a network cannot just look for ink. The digit's box is known exactly.
+    Like the "cluttered MNIST" of Mnih et al. (2014): each digit (28 x 28, or resized to
+    ``digit_size``) is pasted at a random position of a black ``size`` x ``size`` canvas,
+    and ``clutter`` square pieces of other digits (``fragment`` pixels a side, cut from
+    the digits at their placed size) are scattered outside the digit's box, so that a
+    network cannot just look for ink. The digit's box is known exactly.
 
     Args:
         images: uint8 ``(N, 28, 28)`` digits.
         labels: int ``(N,)``.
         size: the canvas's side (at least the digit's).
+        digit_size: shrink (or enlarge) each digit to this side first (Pillow's bilinear
+            resize, which averages when shrinking); ``None`` keeps 28 pixels. Small digits
+            on a large canvas make the object small and its place hard to guess.
         clutter: fragments per canvas (some are skipped if no free place is found).
         fragment: a fragment's side in pixels.
         seed: seeds positions and fragments (``numpy.random.default_rng``).
@@ -374,6 +379,8 @@ def place_digits(
         raise ValueError(
             f"expected (N, H, W) digits and N labels, got {digits.shape} and {labels.shape}."
         )
+    if digit_size is not None and digit_size != digits.shape[1]:
+        digits = _resize_digits(digits, int(digit_size))
     count, height, width = digits.shape
     if size < max(height, width):
         raise ValueError(f"the canvas ({size}) must be at least as large as a digit ({height}).")
@@ -397,6 +404,19 @@ def place_digits(
         np.maximum(window, digit, out=window)
         boxes[index] = box
     return CanvasSet(images=canvases, labels=labels, boxes=boxes)
+
+
+def _resize_digits(digits: np.ndarray, side: int) -> np.ndarray:
+    """Resize uint8 ``(N, H, W)`` digits to ``(N, side, side)`` with Pillow (bilinear)."""
+    from PIL import Image
+
+    if side < 2:
+        raise ValueError(f"digit_size must be at least 2 pixels, got {side}.")
+    resized = [
+        np.asarray(Image.fromarray(d).resize((side, side), Image.Resampling.BILINEAR))
+        for d in digits.astype(np.uint8)
+    ]
+    return np.stack(resized).astype(np.uint8)
 
 
 def _scatter_fragment(

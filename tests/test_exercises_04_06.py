@@ -141,3 +141,105 @@ def test_check_corner_share_wrong_paths(share_case):
     ]
     for answer, phrase in wrong:
         assert_wrong(lesson05.check_corner_share(answer, heat, box), expected, phrase)
+
+
+# ----------------------------------------------------------------------------- lesson 06
+
+from gradcam_widgets import sanity  # noqa: E402
+from gradcam_widgets.exercises import lesson06  # noqa: E402
+
+
+@pytest.fixture
+def boxes_case():
+    boxes = np.array([[2, 3, 12, 10], [20, 20, 34, 31], [0, 0, 5, 5]])
+    return boxes, 42, sanity.random_baseline(boxes, 42)
+
+
+def test_check_random_baseline(boxes_case):
+    boxes, size, expected = boxes_case
+    assert_not_done(lesson06.check_random_baseline(TODO, boxes, size))
+    assert lesson06.check_random_baseline(expected, boxes, size)
+    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    wrong = [
+        (areas.mean(), "area in pixels"),
+        (areas.mean() / size, "side"),
+        (1 - expected, "missing"),
+        (28 * 28 / size**2, "28 x 28"),
+        (expected * 1.5, "average over the images"),
+        (3.0, "between 0 and 1"),
+        ("a lot", "one number"),
+    ]
+    for answer, phrase in wrong:
+        assert_wrong(lesson06.check_random_baseline(answer, boxes, size), expected, phrase)
+
+
+@pytest.fixture
+def rank_case():
+    rng = np.random.default_rng(0)
+    first = np.maximum(rng.normal(size=(10, 10)), 0)  # ReLU'd: many ties at 0
+    second = np.maximum(first + rng.normal(scale=1.0, size=(10, 10)), 0) ** 3
+    return first, second, sanity.rank_correlation(first, second)
+
+
+def test_check_rank_correlation(rank_case):
+    from scipy.stats import rankdata
+
+    first, second, expected = rank_case
+    assert_not_done(lesson06.check_rank_correlation(TODO, first, second))
+    mine = np.corrcoef(rankdata(first.ravel()), rankdata(second.ravel()))[0, 1]
+    assert lesson06.check_rank_correlation(mine, first, second)
+    pearson = np.corrcoef(first.ravel(), second.ravel())[0, 1]
+    assert not np.isclose(pearson, expected, rtol=1e-4)
+    wrong = [
+        (pearson, "values themselves"),
+        (1 - expected, "one minus"),
+        (expected**2, "square"),
+        (1.5, "between -1 and 1"),
+        (expected / 2, "rankdata"),
+    ]
+    for answer, phrase in wrong:
+        assert_wrong(lesson06.check_rank_correlation(answer, first, second), expected, phrase)
+
+
+@pytest.fixture
+def toy_case():
+    torch = pytest.importorskip("torch")
+    from torch import nn
+
+    model = nn.Sequential(nn.Conv2d(1, 1, 1), nn.Flatten(), nn.Linear(64, 2))
+    with torch.no_grad():
+        model[0].weight.fill_(1.0)
+        model[0].bias.zero_()
+        weights = torch.zeros(2, 8, 8)
+        weights[0, 1:3, 1:3] = 1.0
+        weights[0, 5:7, 5:7] = -0.5
+        model[2].weight.copy_(weights.reshape(2, 64))
+        model[2].bias.fill_(0.25)
+    image = np.zeros((8, 8), dtype=np.float32)
+    image[1:3, 1:3] = 1.0
+    image[5:7, 5:7] = 1.0
+    return model, image
+
+
+def test_check_occlusion(toy_case):
+    model, image = toy_case
+    a, b = (1, 1, 3, 3), (5, 5, 7, 7)
+    assert_not_done(lesson06.check_occlusion(TODO, model, image, a, b))
+    right = lesson06.check_occlusion(-4.0, model, image, a, b)
+    assert right and "for the class" in right.message
+    other = lesson06.check_occlusion(2.0, model, image, b, a)
+    assert other and "against" in other.message
+    wrong = [
+        (4.0, "sign"),
+        (-1.75, "new score"),  # 2.25 - 4 = -1.75: the score after erasing A is 0.25 - 2 = -1.75
+        (2.0, "other"),
+        (-2.0, "other"),
+        (0.3, "gw.predict"),
+        (None, "one number"),
+    ]
+    for answer, phrase in wrong:
+        result = lesson06.check_occlusion(answer, model, image, a, b)
+        if answer is None:
+            assert_not_done(result)
+            continue
+        assert_wrong(result, [-4.0], phrase)

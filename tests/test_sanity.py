@@ -326,3 +326,16 @@ def test_randomized_copy_keras_subclassed_model_gets_a_clear_error():
     net(np.zeros((1, 6, 6, 1), dtype=np.float32))
     with pytest.raises(TypeError, match="cannot be copied"):
         sanity.randomized_copy(net, ["dense"])
+
+
+def test_place_digits_can_shrink_the_digits(digits_and_labels):
+    digits, labels = digits_and_labels
+    canvases = sanity.place_digits(digits, labels, size=42, digit_size=14, fragment=5, seed=0)
+    assert canvases.images.shape == (12, 42, 42)
+    heights = canvases.boxes[:, 2] - canvases.boxes[:, 0]
+    widths = canvases.boxes[:, 3] - canvases.boxes[:, 1]
+    assert heights.max() <= 9 and widths.max() <= 7  # the 14 x 10 ink block halved, + blur
+    for canvas, (top, left, bottom, right) in zip(canvases.images, canvases.boxes):
+        assert canvas[top:bottom, left:right].max() > 0
+    with pytest.raises(ValueError, match="digit_size"):
+        sanity.place_digits(digits, labels, digit_size=1)

@@ -68,11 +68,11 @@ def check_fooled_rate(
     predicted = _predict(model, stamped)
     expected = float(np.mean(predicted == mark_class))
     if np.isclose(value, expected, atol=0.011):
-        return feedback(
-            True,
-            f"a {shortcut.PATTERNS[shortcut.DEFAULT_MARKS[mark_class]]} in the corner is enough "
-            f"to turn most {victim}s into {mark_class}s. The digit hardly matters to the model.",
-        )
+        if expected > 0.5:
+            verdict = f"turns most {victim}s into {mark_class}s: the digit hardly matters."
+        else:
+            verdict = f"turns only some {victim}s into {mark_class}s with this model."
+        return feedback(True, f"the mark of {mark_class} alone {verdict}")
     if value > 1.0 and np.isclose(value, expected * len(victims), atol=1.1):
         return feedback(
             False,
