@@ -15,6 +15,7 @@ its cost. The wrappers exist only while a trace runs: a cached call touches no l
 from __future__ import annotations
 
 import contextlib
+import logging
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -254,7 +255,8 @@ class KerasBackend:
         n_sets = len(targets) if with_gradients else 0
         step = self._step(model, layers, n_sets, with_head)
         specs = tf.convert_to_tensor(np.stack(targets) if n_sets else np.zeros((0, 1)), tf.int64)
-        result = step(batch, specs)
+        with _quiet_retracing():
+            result = step(batch, specs)
         logits = result["logits"].numpy().astype(np.float32)
         check_logits_shape(logits.shape)
         resolved = [resolve_targets(spec, logits) for spec in targets]
@@ -314,6 +316,23 @@ class KerasBackend:
 
         per_model[key] = step
         return step
+
+
+@contextlib.contextmanager
+def _quiet_retracing() -> Iterator[None]:
+    """Silence TensorFlow's "triggered tf.function retracing" warning for our own steps.
+
+    Each (model, layers, number of targets) gets its own compiled step, traced once, by
+    design; TensorFlow counts those traces together and warns on stderr, which learners
+    would read as an error. The logger's level is restored at once.
+    """
+    logger = tf.get_logger()
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def _channels_first(tensor: Any) -> np.ndarray:
