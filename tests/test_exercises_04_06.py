@@ -243,3 +243,99 @@ def test_check_occlusion(toy_case):
             assert_not_done(result)
             continue
         assert_wrong(result, [-4.0], phrase)
+
+
+# ----------------------------------------------------------------------------- lesson 04
+
+from gradcam_widgets.exercises import lesson04  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def photo_case():
+    torch = pytest.importorskip("torch")
+    from torch import nn
+
+    import gradcam_widgets as gw
+
+    torch.manual_seed(3)
+    model = nn.Sequential(
+        nn.Conv2d(3, 6, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(6, 8, 3, padding=1, stride=2),
+        nn.ReLU(),
+        nn.Conv2d(8, 8, 3, padding=1, stride=2),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(8, 4),
+    ).eval()
+    rng = np.random.default_rng(0)
+    inputs = rng.random((1, 3, 16, 16)).astype(np.float32)
+    inputs[..., :8] *= 3.0  # more signal on the left
+    layers = ["1", "3", "5"]
+    top = int(gw.predict(model, inputs)[0].argmax())
+
+    def share(target, layer, half):
+        heat = gw.gradcam(model, inputs, target=target, layer=layer)
+        return float(shortcut.region_share(heat, lesson04.half_box(16, half), 16)[0])
+
+    return model, inputs, layers, top, share
+
+
+def test_half_box():
+    assert lesson04.half_box(224, "left") == (0, 0, 224, 112)
+    assert lesson04.half_box(224, "right") == (0, 112, 224, 224)
+    with pytest.raises(ValueError, match="left"):
+        lesson04.half_box(224, "top")
+
+
+def test_check_half_share(photo_case):
+    model, inputs, layers, top, share = photo_case
+    target = next(
+        c
+        for c in range(4)
+        if c != top and abs(share(c, "5", "right") - share(top, "5", "right")) > 0.05
+    )
+    expected = share(target, "5", "right")
+    assert_not_done(lesson04.check_half_share(TODO, model, inputs, target, layer="5"))
+    assert lesson04.check_half_share(expected, model, inputs, target, layer="5")
+    assert lesson04.check_half_share(np.float32(expected), model, inputs, target, layer="5")
+    wrong = [
+        (1 - expected, "left half"),
+        (share(top, "5", "right"), "top class"),
+        (1.5, "between 0 and 1"),
+        ("most", "one number"),
+    ]
+    for answer, phrase in wrong:
+        result = lesson04.check_half_share(answer, model, inputs, target, layer="5")
+        assert_wrong(result, expected, phrase)
+    generic = min((0.01, 0.5, 0.99), key=lambda v: -min(abs(v - expected), abs(v - (1 - expected))))
+    assert_wrong(
+        lesson04.check_half_share(generic, model, inputs, target, layer="5"),
+        expected,
+        "region_share",
+    )
+
+
+def test_check_earliest_layer(photo_case):
+    model, inputs, layers, top, share = photo_case
+    shares = {layer: share(top, layer, "left") for layer in layers}
+    ordered = sorted(shares.values())
+    threshold = (ordered[0] + ordered[1]) / 2  # exactly two layers pass
+    passing = [layer for layer in layers if shares[layer] >= threshold]
+    failing = [layer for layer in layers if shares[layer] < threshold]
+    earliest = passing[0]
+
+    def check(answer):
+        return lesson04.check_earliest_layer(
+            answer, model, inputs, top, layers, threshold=threshold
+        )
+
+    assert_not_done(check(TODO))
+    assert check(earliest)
+    assert_wrong(check(failing[0]), [threshold], "less than")
+    assert_wrong(check(passing[1]), [threshold], "earlier layer")
+    assert_wrong(check("conv9"), [threshold], "one of the layer names")
+    assert_wrong(check(3), [threshold], "one of the layer names")
+    nobody = lesson04.check_earliest_layer(earliest, model, inputs, top, layers, threshold=1.01)
+    assert nobody.passed is False and "no layer" in nobody.message
