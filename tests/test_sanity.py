@@ -325,7 +325,7 @@ def test_randomized_copy_keras_subclassed_model_gets_a_clear_error():
     net = Net()
     net(np.zeros((1, 6, 6, 1), dtype=np.float32))
     with pytest.raises(TypeError, match="cannot be copied"):
-        sanity.randomized_copy(net, ["dense"])
+        sanity.randomized_copy(net, sanity.weighted_layers(net)[-1:])
 
 
 def test_place_digits_can_shrink_the_digits(digits_and_labels):
