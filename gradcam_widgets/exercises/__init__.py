@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["TODO", "is_todo", "feedback", "Feedback"]
+import numpy as np
+
+__all__ = ["TODO", "is_todo", "feedback", "Feedback", "as_number"]
 
 
 class _Todo:
@@ -60,3 +62,22 @@ class Feedback:
 def feedback(passed: bool | None, message: str) -> Feedback:
     """Build a :class:`Feedback`; ``passed=None`` means the exercise is not done yet."""
     return Feedback(passed, message)
+
+
+def as_number(answer: Any) -> float | None:
+    """The learner's answer as one finite float, or None if it is not one number.
+
+    Accepts Python and numpy scalars, one-element arrays and torch tensors; a bool, a
+    string or a NaN is not an answer.
+    """
+    if hasattr(answer, "detach"):  # a torch tensor
+        answer = answer.detach().cpu().numpy()
+    if hasattr(answer, "item") and getattr(answer, "size", 1) == 1:
+        answer = answer.item()
+    if isinstance(answer, (bool, np.bool_)):
+        return None
+    try:
+        value = float(answer)
+    except (TypeError, ValueError):
+        return None
+    return value if np.isfinite(value) else None

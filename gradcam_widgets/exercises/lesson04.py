@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from .. import shortcut
-from . import TODO, Feedback, feedback, is_todo
+from . import TODO, Feedback, as_number, feedback, is_todo
 
 __all__ = ["TODO", "half_box", "check_half_share", "check_earliest_layer"]
 
@@ -23,18 +23,6 @@ def half_box(image_size: int, half: str) -> tuple[int, int, int, int]:
         raise ValueError(f"half must be 'left' or 'right', got {half!r}.")
     middle = image_size // 2
     return (0, 0, image_size, middle) if half == "left" else (0, middle, image_size, image_size)
-
-
-def _number(answer: Any) -> float | None:
-    if hasattr(answer, "item") and getattr(answer, "size", 1) == 1:
-        answer = answer.item()
-    if isinstance(answer, (bool, np.bool_)):
-        return None
-    try:
-        value = float(answer)
-    except (TypeError, ValueError):
-        return None
-    return value if np.isfinite(value) else None
 
 
 def _share(model: Any, inputs: Any, target: int, layer: str | None, half: str, size: int) -> float:
@@ -74,7 +62,7 @@ def check_half_share(
     """
     if is_todo(answer):
         return feedback(None, "replace TODO with the share you computed, then run this cell.")
-    value = _number(answer)
+    value = as_number(answer)
     if value is None:
         return feedback(False, f"expected one number, got {type(answer).__name__}.")
     size = _input_size(inputs)

@@ -11,21 +11,9 @@ from typing import Any
 import numpy as np
 
 from .. import shortcut
-from . import TODO, Feedback, feedback, is_todo
+from . import TODO, Feedback, as_number, feedback, is_todo
 
 __all__ = ["TODO", "check_fooled_rate", "check_corner_share"]
-
-
-def _number(answer: Any) -> float | None:
-    """The learner's answer as a float, or None if it is not one number."""
-    if hasattr(answer, "item") and getattr(answer, "size", 1) == 1:
-        answer = answer.item()
-    if isinstance(answer, (bool, np.bool_)):
-        return None
-    try:
-        return float(answer)
-    except (TypeError, ValueError):
-        return None
 
 
 def _predict(model: Any, images: np.ndarray) -> np.ndarray:
@@ -58,7 +46,7 @@ def check_fooled_rate(
     """
     if is_todo(answer):
         return feedback(None, "replace TODO with the fraction you measured, then run this cell.")
-    value = _number(answer)
+    value = as_number(answer)
     if value is None or not np.isfinite(value):
         return feedback(False, f"expected one number (a fraction), got {type(answer).__name__}.")
     labels = np.asarray(labels)
@@ -119,7 +107,7 @@ def check_corner_share(answer: Any, heat: np.ndarray, box: tuple[int, int, int, 
     """
     if is_todo(answer):
         return feedback(None, "replace TODO with your share, then run this cell.")
-    value = _number(answer)
+    value = as_number(answer)
     if value is None or not np.isfinite(value):
         return feedback(False, f"expected one number, got {type(answer).__name__}.")
     heat = np.maximum(np.asarray(heat, dtype=np.float64), 0.0)

@@ -11,24 +11,9 @@ from typing import Any
 import numpy as np
 
 from .. import sanity
-from . import TODO, Feedback, feedback, is_todo
+from . import TODO, Feedback, as_number, feedback, is_todo
 
 __all__ = ["TODO", "check_random_baseline", "check_rank_correlation", "check_occlusion"]
-
-
-def _number(answer: Any) -> float | None:
-    """The learner's answer as a float, or None if it is not one number."""
-    if hasattr(answer, "detach"):  # a torch tensor
-        answer = answer.detach().cpu().numpy()
-    if hasattr(answer, "item") and getattr(answer, "size", 1) == 1:
-        answer = answer.item()
-    if isinstance(answer, (bool, np.bool_)):
-        return None
-    try:
-        value = float(answer)
-    except (TypeError, ValueError):
-        return None
-    return value if np.isfinite(value) else None
 
 
 def _near(value: float, expected: float, tolerance: float = 1e-3) -> bool:
@@ -45,7 +30,7 @@ def check_random_baseline(answer: Any, boxes: np.ndarray, canvas_size: int) -> F
     """
     if is_todo(answer):
         return feedback(None, "replace TODO with your expected hit rate, then run this cell.")
-    value = _number(answer)
+    value = as_number(answer)
     if value is None:
         return feedback(False, f"expected one number, got {type(answer).__name__}.")
     boxes = np.asarray(boxes, dtype=np.float64)
@@ -94,7 +79,7 @@ def check_rank_correlation(answer: Any, first: np.ndarray, second: np.ndarray) -
     """
     if is_todo(answer):
         return feedback(None, "replace TODO with your rank correlation, then run this cell.")
-    value = _number(answer)
+    value = as_number(answer)
     if value is None:
         return feedback(False, f"expected one number, got {type(answer).__name__}.")
     a = np.asarray(first, dtype=np.float64).ravel()
@@ -158,7 +143,7 @@ def check_occlusion(
     """
     if is_todo(answer):
         return feedback(None, "replace TODO with the change of the score, then run this cell.")
-    value = _number(answer)
+    value = as_number(answer)
     if value is None:
         return feedback(False, f"expected one number, got {type(answer).__name__}.")
     image = np.asarray(image, dtype=np.float32)
