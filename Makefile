@@ -20,8 +20,11 @@ $(STAMP): pyproject.toml binder/overrides.json
 
 venv: $(STAMP)
 
+# Jupyter refuses to run as root unless told; containers and lab machines often are root.
+ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
+
 lab: venv
-	$(BIN)/jupyter lab --notebook-dir=$(NOTEBOOKS)
+	$(BIN)/jupyter lab --ServerApp.root_dir=$(NOTEBOOKS) $(ROOT_FLAG)
 
 test: venv
 	$(BIN)/python -m pytest tests $(NOTEBOOKS) --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg
