@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from .backends import is_keras_model, is_torch_model
 from .shortcut import Box, peak_in_box
 
 __all__ = [
@@ -45,18 +46,8 @@ __all__ = [
 Explainer = Callable[[Any, Any], np.ndarray]
 
 
-def _is_torch(model: Any) -> bool:
-    torch = sys.modules.get("torch")
-    return torch is not None and isinstance(model, torch.nn.Module)
-
-
-def _is_keras(model: Any) -> bool:
-    keras = sys.modules.get("keras")
-    return keras is not None and isinstance(model, keras.layers.Layer)
-
-
 def _check_model(model: Any) -> None:
-    if not (_is_torch(model) or _is_keras(model)):
+    if not (is_torch_model(model) or is_keras_model(model)):
         raise TypeError(
             f"model is a {type(model).__name__}; expected a torch.nn.Module or a keras.Model."
         )
@@ -77,7 +68,7 @@ def weighted_layers(model: Any) -> list[str]:
         layer names; :func:`cascading_randomization` walks them in reverse.
     """
     _check_model(model)
-    if _is_torch(model):
+    if is_torch_model(model):
         return [
             name
             for name, module in model.named_modules()
@@ -138,7 +129,7 @@ def randomized_copy(model: Any, layers: Sequence[str], seed: int = 0) -> Any:
             f"{', '.join(available)}."
         )
     rng = np.random.default_rng(seed)
-    if _is_torch(model):
+    if is_torch_model(model):
         return _randomized_torch(model, layers, rng)
     return _randomized_keras(model, layers, rng)
 

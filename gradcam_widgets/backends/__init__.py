@@ -13,7 +13,15 @@ from typing import Any
 
 from .base import Backend, Capture, Head, LayerInfo
 
-__all__ = ["Backend", "Capture", "Head", "LayerInfo", "backend_for"]
+__all__ = [
+    "Backend",
+    "Capture",
+    "Head",
+    "LayerInfo",
+    "backend_for",
+    "is_keras_model",
+    "is_torch_model",
+]
 
 _INSTALL_HINTS = {
     "torch": 'pip install "gradcam-widgets[torch]"',
@@ -21,12 +29,14 @@ _INSTALL_HINTS = {
 }
 
 
-def _is_torch_model(model: Any) -> bool:
+def is_torch_model(model: Any) -> bool:
+    """True for a ``torch.nn.Module``; never imports torch."""
     torch = sys.modules.get("torch")
     return torch is not None and isinstance(model, torch.nn.Module)
 
 
-def _is_keras_model(model: Any) -> bool:
+def is_keras_model(model: Any) -> bool:
+    """True for a Keras layer or model; never imports Keras."""
     keras = sys.modules.get("keras")
     return keras is not None and isinstance(model, keras.layers.Layer)
 
@@ -38,11 +48,11 @@ def backend_for(model: Any) -> Backend:
         TypeError: the model is neither a ``torch.nn.Module`` nor a ``keras.Model``.
         ImportError: the framework's adapter cannot be imported (with an install hint).
     """
-    if _is_torch_model(model):
+    if is_torch_model(model):
         from .torch import TorchBackend
 
         return TorchBackend()
-    if _is_keras_model(model):
+    if is_keras_model(model):
         if sys.modules["keras"].backend.backend() != "tensorflow":
             raise TypeError(
                 "gradcam_widgets supports Keras 3 with the TensorFlow backend; set "

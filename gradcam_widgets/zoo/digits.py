@@ -31,6 +31,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..backends import is_torch_model
+
 if TYPE_CHECKING:  # pragma: no cover
     import keras
     import torch
@@ -423,7 +425,7 @@ def predict_classes(model: Any, images: np.ndarray, batch_size: int = 500) -> np
     """
     digits = _as_digits(images)
     predictions = []
-    if _is_torch(model):
+    if is_torch_model(model):
         import torch
 
         with torch.no_grad():
@@ -435,10 +437,6 @@ def predict_classes(model: Any, images: np.ndarray, batch_size: int = 500) -> np
             batch = to_keras_input(digits[start : start + batch_size])
             predictions.append(np.asarray(model(batch, training=False)).argmax(axis=1))
     return np.concatenate(predictions).astype(np.int64)
-
-
-def _is_torch(model: Any) -> bool:
-    return any(cls.__module__.startswith("torch") for cls in type(model).__mro__)
 
 
 def torch_from_keras(keras_model: keras.Model) -> torch.nn.Module:
