@@ -8,11 +8,23 @@ Lesson-specific checks live in ``lessonNN.py`` modules beside this one and use
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-__all__ = ["TODO", "is_todo", "feedback", "Feedback", "as_number"]
+__all__ = [
+    "TODO",
+    "Feedback",
+    "Question",
+    "Quiz",
+    "as_number",
+    "feedback",
+    "is_todo",
+    "predict_then_run",
+    "record_prediction",
+]
 
 
 class _Todo:
@@ -41,14 +53,17 @@ def is_todo(value: Any) -> bool:
 class Feedback:
     """The outcome of a check: prints one friendly line, and is truthy when passed."""
 
-    def __init__(self, passed: bool | None, message: str) -> None:
+    def __init__(self, passed: bool | None, message: str, heading: str | None = None) -> None:
         self.passed = passed
         self.message = message
+        self.heading = heading
 
     def __bool__(self) -> bool:
         return bool(self.passed)
 
     def __repr__(self) -> str:
+        if self.heading is not None:
+            return f"{self.heading} {self.message}"
         if self.passed is None:
             return f"Not done yet: {self.message}"
         return ("Correct! " if self.passed else "Not quite: ") + self.message
@@ -81,3 +96,129 @@ def as_number(answer: Any) -> float | None:
     except (TypeError, ValueError):
         return None
     return value if np.isfinite(value) else None
+
+
+@dataclass(frozen=True)
+class Question:
+    """One end-of-lesson concept question, multiple choice or a number.
+
+    Attributes:
+        prompt: the question as the learner reads it.
+        answer: the index of the right choice, or the right number.
+        explanation: why that is the answer; shown only once the learner has answered.
+        choices: the options of a multiple-choice question; empty for a number.
+        tolerance: how far a numeric answer may be from ``answer``.
+    """
+
+    prompt: str
+    answer: float
+    explanation: str
+    choices: tuple[str, ...] = ()
+    tolerance: float = 0.0
+
+    def check(self, response: Any) -> Feedback:
+        """Mark ``response``: a choice letter ("b"), a choice index (1) or a number."""
+        if is_todo(response):
+            return feedback(None, "put your answer in place of TODO, then run the cell.")
+        if self.choices:
+            index = _choice_index(response, len(self.choices))
+            if index is None:
+                letters = ", ".join(_LETTERS[: len(self.choices)])
+                return feedback(False, f"answer with one of the letters {letters}.")
+            if index == int(self.answer):
+                return feedback(True, self.explanation)
+            return feedback(
+                False,
+                f"({_LETTERS[index]}) is not it. Re-read the question and try again.",
+            )
+        value = as_number(response)
+        if value is None:
+            return feedback(False, "this question wants one number.")
+        if abs(value - float(self.answer)) <= self.tolerance:
+            return feedback(True, self.explanation)
+        return feedback(False, "that number is not it; work it out again step by step.")
+
+    def _repr_markdown_(self) -> str:
+        lines = [self.prompt]
+        lines += [f"- ({_LETTERS[i]}) {choice}" for i, choice in enumerate(self.choices)]
+        return "\n".join(lines)
+
+
+_LETTERS = "abcdefgh"
+
+
+def _choice_index(response: Any, count: int) -> int | None:
+    if isinstance(response, str):
+        letter = response.strip().strip("()").lower()
+        if len(letter) == 1 and letter in _LETTERS[:count]:
+            return _LETTERS.index(letter)
+        return None
+    if isinstance(response, (bool, np.bool_)):
+        return None
+    if isinstance(response, (int, np.integer)) and 0 <= int(response) < count:
+        return int(response)
+    return None
+
+
+class Quiz:
+    """The numbered concept questions at the end of a lesson.
+
+    ``quiz.check(3, "b")`` marks question 3; ``quiz.score(answers)`` marks a dict of them.
+    """
+
+    def __init__(self, questions: Sequence[Question]) -> None:
+        self.questions = list(questions)
+
+    def __len__(self) -> int:
+        return len(self.questions)
+
+    def __getitem__(self, number: int) -> Question:
+        if not 1 <= number <= len(self.questions):
+            raise IndexError(f"questions are numbered 1 to {len(self.questions)}.")
+        return self.questions[number - 1]
+
+    def check(self, number: int, response: Any) -> Feedback:
+        """Mark the answer to question ``number`` (numbered from 1)."""
+        return self[number].check(response)
+
+    def score(self, answers: dict[int, Any]) -> int:
+        """How many of ``{number: answer}`` are right."""
+        return sum(bool(self.check(number, answer)) for number, answer in answers.items())
+
+
+#: Predictions a learner wrote down before running a cell, by exercise name.
+_PREDICTIONS: dict[str, Any] = {}
+
+
+def record_prediction(name: str, prediction: Any) -> Feedback:
+    """Write down a prediction before the cell that shows the truth is run.
+
+    Args:
+        name: the exercise's name, e.g. ``"03-deeper-layers"``.
+        prediction: what the learner expects (a choice letter, a number, a layer name).
+    """
+    if is_todo(prediction):
+        return feedback(None, "write your prediction in place of TODO before running on.")
+    _PREDICTIONS[name] = prediction
+    return Feedback(True, f"{prediction!r}. Now run the next cell.", heading="Prediction recorded:")
+
+
+def predict_then_run(name: str, truth: Any, *, tolerance: float = 0.0) -> Feedback:
+    """Compare the recorded prediction for ``name`` with what the notebook computed.
+
+    Args:
+        name: as given to :func:`record_prediction`.
+        truth: the computed answer.
+        tolerance: for numbers, how close counts as right.
+    """
+    if name not in _PREDICTIONS:
+        return feedback(None, "record your prediction first (the cell above), then run this.")
+    guess = _PREDICTIONS[name]
+    guess_number, truth_number = as_number(guess), as_number(truth)
+    if guess_number is not None and truth_number is not None:
+        right = abs(guess_number - truth_number) <= tolerance
+    else:
+        right = str(guess).strip().lower() == str(truth).strip().lower()
+    heading = "As you predicted:" if right else "A surprise:"
+    message = f"you said {guess!r}, the notebook computed {truth!r}."
+    return Feedback(right, message, heading=heading)
