@@ -295,6 +295,7 @@ def _good_contrast(a, b):
 
 def test_check_contrastive_map_right_answers():
     assert_not_done(lesson04.check_contrastive_map(TODO))
+    assert_not_done(lesson04.check_contrastive_map(lambda a, b: TODO))
     assert lesson04.check_contrastive_map(_good_contrast)
     # written with the weighted sums and the gradients directly: also right
     assert lesson04.check_contrastive_map(

@@ -143,6 +143,13 @@ class Question:
         lines += [f"- ({_LETTERS[i]}) {choice}" for i, choice in enumerate(self.choices)]
         return "\n".join(lines)
 
+    def __repr__(self) -> str:
+        # The prompt and the choices only: a saved notebook's text output must not hold
+        # the answer or the explanation.
+        lines = [self.prompt]
+        lines += [f"  ({_LETTERS[i]}) {choice}" for i, choice in enumerate(self.choices)]
+        return "\n".join(lines)
+
 
 _LETTERS = "abcdefgh"
 
@@ -176,6 +183,12 @@ class Quiz:
         if not 1 <= number <= len(self.questions):
             raise IndexError(f"questions are numbered 1 to {len(self.questions)}.")
         return self.questions[number - 1]
+
+    def __repr__(self) -> str:
+        return "\n\n".join(repr(question) for question in self.questions)
+
+    def _repr_markdown_(self) -> str:
+        return "\n\n".join(question._repr_markdown_() for question in self.questions)
 
     def check(self, number: int, response: Any) -> Feedback:
         """Mark the answer to question ``number`` (numbered from 1)."""
