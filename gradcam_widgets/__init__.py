@@ -30,6 +30,7 @@ _EXPORTS = {
     "zoo": None,
     "figures": None,
     "exercises": None,
+    "saliency": None,
 }
 
 __all__ = [
@@ -43,11 +44,12 @@ __all__ = [
     "gradcam_multi",
     "overlay",
     "predict",
+    "saliency",
     "zoo",
 ]
 
 if TYPE_CHECKING:  # pragma: no cover
-    from . import data, exercises, figures, zoo
+    from . import data, exercises, figures, saliency, zoo
     from .explorer import Explorer
     from .methods import cam, candidate_layers, gradcam, gradcam_multi, predict
     from .render import overlay
