@@ -39,6 +39,7 @@ _EXPORTS = {
     "exercises": None,
     "engine": None,
     "methods": None,
+    "saliency": None,
 }
 
 __all__ = [
@@ -60,11 +61,12 @@ __all__ = [
     "register_method",
     "overlay",
     "predict",
+    "saliency",
     "zoo",
 ]
 
 if TYPE_CHECKING:  # pragma: no cover
-    from . import data, engine, exercises, figures, methods, zoo
+    from . import data, engine, exercises, figures, methods, saliency, zoo
     from .backends import clear_caches
     from .engine import Explanation, cam, candidate_layers, explain, gradcam, gradcam_multi, predict
     from .explorer import Explorer

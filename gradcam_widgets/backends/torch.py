@@ -24,6 +24,7 @@ from .base import (
     TargetSet,
     check_logits_shape,
     resolve_target_set,
+    resolve_targets,
     validate_pixels,
 )
 
@@ -296,6 +297,12 @@ class TorchBackend:
             contrasts=[contrast for _, contrast in resolved],
         )
 
+    def guided_gradients(
+        self, model: nn.Module, batch: torch.Tensor, spec: np.ndarray
+    ) -> np.ndarray:
+        """Guided Backpropagation's input gradients ``(N, C, H, W)`` for ``spec``'s classes."""
+        return _guided_gradients(model, batch, spec)
+
 
 BACKEND = TorchBackend()
 
@@ -328,3 +335,87 @@ def _numpy(tensor: torch.Tensor) -> np.ndarray:
     if tensor.dtype in (torch.bfloat16, torch.float16):
         tensor = tensor.float()
     return tensor.numpy().astype(np.float32, copy=False)
+
+
+class _GuidedReLU(torch.autograd.Function):
+    """``max(x, 0)`` forward; backward ``1[x > 0] * max(grad, 0)`` (Guided Backprop)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
+        output = x.clamp(min=0)
+        ctx.save_for_backward(output)
+        return output
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
+        (output,) = ctx.saved_tensors
+        return grad.clamp(min=0) * (output > 0).to(grad.dtype)
+
+
+class _GuidedReLUMode(torch.overrides.TorchFunctionMode):
+    """Inside this mode every ReLU call (module or functional) uses :class:`_GuidedReLU`.
+
+    A torch-function mode intercepts the call, not the module, so nothing in the model is
+    replaced and the rule ends with the ``with`` block. In-place variants are computed out
+    of place: the network continues with the returned tensor, as ``nn.ReLU`` does.
+    """
+
+    _RELUS = frozenset(
+        {
+            torch.relu,
+            torch.relu_,
+            torch.Tensor.relu,
+            torch.Tensor.relu_,
+            nn.functional.relu,
+            nn.functional.relu_,
+        }
+    )
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: ANN001, ANN204
+        if func in self._RELUS:
+            self.calls += 1
+            return _GuidedReLU.apply(args[0])
+        return func(*args, **(kwargs or {}))
+
+
+def _guided_gradients(model: nn.Module, batch: torch.Tensor, spec: np.ndarray) -> np.ndarray:
+    """Guided Backpropagation's input gradient of each image's target score, as numpy.
+
+    Used by :func:`gradcam_widgets.saliency.guided_backprop`; see its docstring.
+    """
+    image = batch.detach().clone().requires_grad_(True)
+    softmax_io: dict[int, torch.Tensor] = {}
+
+    def softmax_hook(module: nn.Module, args: Any, output: torch.Tensor) -> None:
+        softmax_io[id(output)] = args[0]
+
+    handles = [
+        module.register_forward_hook(softmax_hook)
+        for module in model.modules()
+        if isinstance(module, _SOFTMAXES)
+    ]
+    mode = _GuidedReLUMode()
+    with _hooks(handles), _eval_mode(model), torch.enable_grad():
+        with mode:
+            output = _run(model, image)
+        if not isinstance(output, torch.Tensor):
+            raise ValueError(
+                f"the model returned {type(output).__name__}; Guided Backpropagation needs a "
+                "model that returns one (N, classes) tensor."
+            )
+        if mode.calls == 0:
+            raise ValueError(
+                "the model has no ReLU (nn.ReLU, torch.relu or F.relu), and Guided "
+                "Backpropagation is defined by its rule at the ReLUs: use gradcam() instead."
+            )
+        logits = softmax_io.get(id(output), output)
+        check_logits_shape(tuple(logits.shape))
+        classes = resolve_targets(spec, logits.detach().cpu().numpy())
+        rows = torch.arange(logits.shape[0], device=logits.device)
+        score = logits[rows, torch.as_tensor(classes, device=logits.device)].sum()
+        (gradient,) = torch.autograd.grad(score, image)
+    return _numpy(gradient)
