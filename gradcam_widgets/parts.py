@@ -70,17 +70,21 @@ def gradcam_parts(
     inputs: Any,
     target: int | Sequence[int] | None = None,
     layer: str | None = None,
+    *,
+    contrast: int | Sequence[int] | None = None,
 ) -> GradcamParts:
     """Open up one Grad-CAM computation: the feature maps, the gradients, the weights.
 
-    One forward and one backward pass, as :func:`gradcam_widgets.gradcam`; its map is
-    ``gradcam_parts(...).heatmap``. Selvaraju et al., ICCV 2017.
+    One forward and one backward pass (``gw.explain``); its map is
+    ``gradcam_parts(...).heatmap``, the same as ``gw.gradcam`` with the same arguments.
+    Selvaraju et al., ICCV 2017.
 
     Args:
         model: a ``torch.nn.Module`` or a ``keras.Model``; it is not changed.
         inputs: a batch in the model's layout, as for ``gw.gradcam``.
         target: ``None`` (each image's top class), a class index, or one per image.
         layer: one layer name; ``None`` for the last candidate layer.
+        contrast: as for ``gw.gradcam``: the score becomes ``y^target - y^contrast``.
 
     Returns:
         a :class:`GradcamParts`.
@@ -89,20 +93,21 @@ def gradcam_parts(
         ValueError: as ``gw.gradcam`` (unknown layer, class out of range, bad inputs).
         TypeError: ``layer`` is a list; this function opens up one layer at a time.
     """
-    from .methods import _layer_infos, _resolve_layers
+    from .engine import explain
 
-    if layer is not None and not isinstance(layer, str):
+    if isinstance(layer, (list, tuple)):
         raise TypeError("gradcam_parts takes one layer name; call it once per layer.")
-    backend, batch, infos = _layer_infos(model, inputs)
-    (name,) = _resolve_layers(layer, infos)
-    spec = normalize_target_spec(target, int(batch.shape[0]))
-    captured = backend.capture(model, batch, [name], [spec])
-    targets = captured.targets[0]
-    scores = captured.logits[np.arange(len(targets)), targets]
+    found = explain(model, inputs, [target], layer, contrasts=[contrast])
+    (name,) = found.layers
+    targets = found.targets[0]
+    rows = np.arange(len(targets))
+    scores = found.logits[rows, targets]
+    if found.contrasts[0] is not None:
+        scores = scores - found.logits[rows, found.contrasts[0]]
     return GradcamParts(
         layer=name,
         targets=targets,
         scores=scores.astype(np.float32),
-        activations=captured.activations[name],
-        gradients=captured.gradients[0][name],
+        activations=found.activations[name],
+        gradients=found.gradients[0][name],
     )

@@ -112,3 +112,23 @@ def test_near_share_exact():
         rf.near_share(heat, mask, -1)
     with pytest.raises(ValueError, match="expected"):
         rf.near_share(heat[0], mask, 1)
+
+
+def test_parts_contrast(small_net):
+    model, inputs = small_net
+    parts = gradcam_parts(model, inputs, target=0, layer="4", contrast=2)
+    a = gradcam_parts(model, inputs, target=0, layer="4")
+    b = gradcam_parts(model, inputs, target=2, layer="4")
+    np.testing.assert_allclose(parts.weights, a.weights - b.weights, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(parts.scores, a.scores - b.scores, rtol=1e-5)
+    expected = gw.gradcam(model, inputs, target=0, layer="4", contrast=2)
+    np.testing.assert_allclose(parts.heatmap, expected, rtol=1e-5, atol=1e-7)
+
+
+def test_question_repr_hides_the_answer():
+    from gradcam_widgets.exercises import lesson04
+
+    text = repr(lesson04.QUIZ)
+    assert "(b)" in text and "explanation" not in text.lower()
+    for question in lesson04.QUIZ.questions:
+        assert question.explanation not in text

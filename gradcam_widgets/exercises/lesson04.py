@@ -207,7 +207,7 @@ def check_earliest_layer(
             False,
             f"the answer should be one of the layer names: {', '.join(map(repr, layers))}.",
         )
-    from ..methods import gradcam
+    from ..engine import gradcam
 
     size = _input_size(inputs)
     box = _region(region, size)
