@@ -337,13 +337,13 @@ QUIZ = Quiz(
             prompt=("3. How do you get the map of 'tabby rather than Egyptian cat'?"),
             choices=(
                 "Subtract the Egyptian-cat map from the tabby map.",
+                "Divide the tabby map by the Egyptian-cat map.",
                 "Differentiate y_tabby - y_Egyptian: the channel weights become "
                 "alpha_tabby - alpha_Egyptian; the ReLU comes after the weighted sum.",
-                "Divide the tabby map by the Egyptian-cat map.",
                 "Use the softmax probability of tabby, which already compares it with the "
                 "other classes.",
             ),
-            answer=1,
+            answer=2,
             explanation=(
                 "both finished maps have been through a ReLU, which removed the negative "
                 "evidence a difference needs. The gradient of a difference is the difference "
@@ -368,14 +368,14 @@ QUIZ = Quiz(
                 "two-object picture?"
             ),
             choices=(
-                "The cat is hidden in the frame.",
                 "Each channel weight is an average over the whole picture, and the frame's "
                 "own activations, multiplied by those averaged weights, add up to a positive "
                 "number.",
+                "The cat is hidden in the frame.",
                 "The frame is where the gradient is largest.",
                 "Early layers cannot be used with Grad-CAM at all.",
             ),
-            answer=1,
+            answer=0,
             explanation=(
                 "the frame has its own (constant) activations; averaged weights earned "
                 "elsewhere make them count. HiResCAM, which uses each cell's own gradient, "
@@ -389,12 +389,12 @@ QUIZ = Quiz(
             ),
             choices=(
                 "The map of 'drilling platform' is red somewhere.",
-                "Painting the outer towers over with sky makes 'drilling platform' drop and "
-                "'missile' become the top class.",
                 "The probability of 'drilling platform' is 42 %.",
                 "The Keras and PyTorch maps agree.",
+                "Painting the outer towers over with sky makes 'drilling platform' drop and "
+                "'missile' become the top class.",
             ),
-            answer=1,
+            answer=3,
             explanation=(
                 "a map suggests where the evidence is; changing the picture there and "
                 "watching the score tests it."
@@ -404,12 +404,12 @@ QUIZ = Quiz(
             prompt=("7. The Keras and PyTorch maps agree to about 1e-6. What does that show?"),
             choices=(
                 "That the maps are faithful to what the network does.",
+                "That Grad-CAM has no limits.",
                 "That both frameworks run the same network with the same weights and the "
                 "engine computes the same formula in both.",
-                "That Grad-CAM has no limits.",
                 "That the network is right about the photo.",
             ),
-            answer=1,
+            answer=2,
             explanation=(
                 "agreement between two implementations checks the computation, not the "
                 "method: lesson 06 tests whether a map is faithful."
