@@ -23,9 +23,9 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
-from . import methods, render
+from . import classes, methods, render
 from .backends import backend_for
-from .explorer import _class_names, _percent, _softmax, image_from_inputs
+from .render import image_from_inputs
 
 __all__ = ["GridFigure", "layer_grid", "class_grid", "image_grid"]
 
@@ -92,13 +92,13 @@ def _blank(axis: Any) -> None:
 def _label(cls: int, names: list[str], probabilities: np.ndarray) -> str:
     name = names[cls]
     head = f"{cls}: {name}" if name != str(cls) else name
-    return f"{head} ({_percent(float(probabilities[cls]))})"
+    return f"{head} ({classes.percent(float(probabilities[cls]))})"
 
 
 def _scores(model: Any, inputs: Any, class_names: Names) -> tuple[np.ndarray, list[str]]:
     logits = methods.predict(model, inputs)
-    probabilities = np.stack([_softmax(row) for row in logits])
-    return probabilities, _class_names(class_names, logits.shape[1])
+    probabilities = classes.softmax(logits)
+    return probabilities, classes.class_names(class_names, logits.shape[1])
 
 
 def layer_grid(
@@ -240,24 +240,24 @@ def image_grid(
     probabilities, names = _scores(model, inputs, class_names)
     count = probabilities.shape[0]
     if target is None:
-        classes = probabilities.argmax(axis=1)
+        chosen = probabilities.argmax(axis=1)
     elif isinstance(target, (int, np.integer)):
-        classes = np.full(count, int(target))
+        chosen = np.full(count, int(target))
     else:
-        classes = np.asarray(list(target), dtype=int)
+        chosen = np.asarray(list(target), dtype=int)
     if layers is None:
         layers = [methods.candidate_layers(model, inputs)[-1]]
     elif isinstance(layers, str):
         layers = [layers]
     layers = list(layers)
-    maps = methods.gradcam(model, inputs, target=[int(c) for c in classes], layer=layers)
+    maps = methods.gradcam(model, inputs, target=[int(c) for c in chosen], layer=layers)
     pictures = _pictures(model, inputs, images, count)
     if row_labels is not None and len(row_labels) != count:
         raise ValueError(f"got {len(row_labels)} row labels for {count} images.")
     figure = GridFigure(figsize=(panel_size * (1 + len(layers)), panel_size * 1.15 * count))
     axes = figure.subplots(count, 1 + len(layers), squeeze=False)
     for row in range(count):
-        cls = int(classes[row])
+        cls = int(chosen[row])
         axes[row, 0].imshow(pictures[row])
         title = f"class {_label(cls, names, probabilities[row])}"
         if row_labels is not None:
