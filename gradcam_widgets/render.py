@@ -171,9 +171,9 @@ def image_from_inputs(inputs: Any, channels_first: bool) -> np.ndarray:
     Raises:
         ValueError: a batch of several images, or a channel count that is neither 1 nor 3.
     """
-    if hasattr(inputs, "detach"):  # torch, without importing it
-        inputs = inputs.detach().cpu().numpy()
-    array = np.asarray(inputs).astype(np.float32)
+    from .backends import to_numpy  # imports no framework
+
+    array = np.asarray(to_numpy(inputs)).astype(np.float32)
     if array.ndim == 4:
         if array.shape[0] != 1:
             raise ValueError(

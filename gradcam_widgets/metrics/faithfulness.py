@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 
 from .. import render
-from ..backends import backend_for
+from ..backends import backend_for, to_numpy
 from ..classes import softmax
 
 __all__ = [
@@ -199,11 +199,7 @@ def centre_map(shape: tuple[int, ...]) -> np.ndarray:
 
 
 def _as_numpy(inputs: Any) -> np.ndarray:
-    if hasattr(inputs, "detach"):  # torch, without importing it
-        inputs = inputs.detach().cpu().numpy()
-    elif hasattr(inputs, "numpy") and not isinstance(inputs, np.ndarray):  # tf
-        inputs = inputs.numpy()
-    return np.asarray(inputs, dtype=np.float32)
+    return np.asarray(to_numpy(inputs), dtype=np.float32)
 
 
 def _baseline(kind: str | float | np.ndarray, images: np.ndarray, axes: tuple[int, int]):
@@ -290,9 +286,7 @@ def _ranks(heatmap: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 def _targets(target: Any, count: int) -> np.ndarray | None:
     if target is None:
         return None
-    if hasattr(target, "detach"):
-        target = target.detach().cpu().numpy()
-    array = np.asarray(target)
+    array = np.asarray(to_numpy(target))
     if array.ndim == 0:
         return np.full(count, int(array), dtype=np.int64)
     if array.shape != (count,):
@@ -323,7 +317,7 @@ def _curve(
         images = images[None]
     if images.ndim != 4:
         raise ValueError(f"inputs have shape {images.shape}: give a batch of images.")
-    channels_first = backend.name == "torch"
+    channels_first = not backend.channels_last
     axes = (2, 3) if channels_first else (1, 2)
     height, width = images.shape[axes[0]], images.shape[axes[1]]
     maps = _as_numpy(heatmap)
