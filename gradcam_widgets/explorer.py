@@ -206,7 +206,9 @@ class Explorer(widgets.VBox):
             children=[
                 self.layer,
                 widgets.HBox([self.target, self.find]),
-                widgets.HBox([self.method, self.evidence], layout=widgets.Layout(flex_flow="row wrap")),
+                widgets.HBox(
+                    [self.method, self.evidence], layout=widgets.Layout(flex_flow="row wrap")
+                ),
                 widgets.HBox([self.contrast, self.alpha, self.colormap]),
                 widgets.HBox([self.pin_button, self.faithfulness_button]),
                 pictures,
@@ -247,30 +249,37 @@ class Explorer(widgets.VBox):
 
     @property
     def layers(self) -> list[str]:
+        """The layer names on the slider, earliest first."""
         return self.state.layers
 
     @property
     def scores(self) -> np.ndarray:
+        """``(C,)`` pre-softmax scores of the image."""
         return self.state.scores
 
     @property
     def probabilities(self) -> np.ndarray:
+        """``(C,)`` softmax of the scores."""
         return self.state.probabilities
 
     @property
     def class_names(self) -> list[str]:
+        """One name per class."""
         return self.state.class_names
 
     @property
     def top_classes(self) -> list[int]:
+        """The top-k classes, most probable first."""
         return self.state.top_classes
 
     @property
     def cam_layer(self) -> str | None:
+        """The layer where CAM works, or None (no GAP + dense head)."""
         return self.state.cam_layer
 
     @property
     def engine_calls(self) -> int:
+        """How many times the model ran for maps (cache misses)."""
         return self.state.engine_calls
 
     @property
@@ -505,4 +514,3 @@ def _picture_layout(width: int, height: int) -> widgets.Layout:
     return widgets.Layout(
         width=f"{width}px", height=f"{height}px", object_fit="contain", flex="0 0 auto"
     )
-

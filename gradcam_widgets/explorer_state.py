@@ -89,6 +89,7 @@ class Settings:
         return (self.target, self.layer, self.method, self.contrast, self.evidence)
 
     def as_dict(self) -> dict[str, Any]:
+        """The settings as a plain dict."""
         return asdict(self)
 
 
@@ -248,9 +249,7 @@ class ExplorerState:
 
     def _explain(self, cls: int | None, contrast: int | None) -> Any:
         self.engine_calls += 1
-        return engine.explain(
-            self.model, self.inputs, [cls], self.layers, contrasts=[contrast]
-        )
+        return engine.explain(self.model, self.inputs, [cls], self.layers, contrasts=[contrast])
 
     def _detect_cam(self) -> str | None:
         """The layer CAM works at (the last one), or None; tried once, on the top class."""
@@ -401,6 +400,7 @@ class ExplorerState:
         return render.blend(self.rgb, entry.colour, settings.alpha)
 
     def overlay_png(self, settings: Settings) -> bytes:
+        """The overlay as PNG bytes, enlarged to the screen."""
         return encode_png(self.overlay(settings), self.scale)
 
     def snapshot_png(self, settings: Settings) -> bytes:
@@ -417,10 +417,12 @@ class ExplorerState:
     # ----------------------------------------------------------------- text
 
     def label(self, cls: int) -> str:
+        """``"index: name"``, or the index alone when the class has no name."""
         name = self.class_names[cls]
         return f"{cls}: {name}" if name != str(cls) else name
 
     def method_label(self, method: str) -> str:
+        """The method's display name, from ``gw.METHODS``."""
         return METHODS[method].label
 
     def target_options(self) -> list[tuple[str, int]]:
@@ -442,9 +444,11 @@ class ExplorerState:
         return [("off", None), *self.target_options()]
 
     def method_options(self) -> list[tuple[str, str]]:
+        """``(label, name)`` of every method offered."""
         return [(METHODS[name].label, name) for name in self.methods]
 
     def method_tooltips(self) -> list[str]:
+        """One tooltip per method offered: its label, where it works, its paper."""
         tips = []
         for name in self.methods:
             method = METHODS[name]
@@ -525,7 +529,9 @@ class ExplorerState:
         )
         if settings.contrast is not None:
             text += f" rather than {html.escape(self.label(settings.contrast))}"
-        return f"{text}, layer <code>{html.escape(settings.layer)}</code>, alpha {settings.alpha:.2f}"
+        return (
+            f"{text}, layer <code>{html.escape(settings.layer)}</code>, alpha {settings.alpha:.2f}"
+        )
 
     # ----------------------------------------------------------------- faithfulness
 
@@ -582,14 +588,17 @@ class ExplorerState:
         return {"deletion": found["deletion"], "insertion": found["insertion"]}
 
     def cached_faithfulness(self, settings: Settings) -> dict[str, Any] | None:
+        """The faithfulness scores of this view's map if computed, else None."""
         return self._faithfulness.get(settings.map_key)
 
     # ----------------------------------------------------------------- pin and export
 
     def pin(self, settings: Settings) -> None:
+        """Keep ``settings`` as the pinned view (drawn from the caches)."""
         self.pinned = settings
 
     def unpin(self) -> None:
+        """Forget the pinned view."""
         self.pinned = None
 
     def manifest(self, settings: Settings) -> dict[str, Any]:

@@ -629,13 +629,29 @@ def test_a_registered_method_is_offered(net, monkeypatch):
 def test_every_control_is_a_standard_keyboard_operable_widget(ex):
     import ipywidgets as widgets
 
-    controls = [ex.layer, ex.target, ex.find, ex.method, ex.evidence, ex.contrast, ex.alpha,
-                ex.colormap, ex.pin_button, ex.faithfulness_button]
+    controls = [
+        ex.layer,
+        ex.target,
+        ex.find,
+        ex.method,
+        ex.evidence,
+        ex.contrast,
+        ex.alpha,
+        ex.colormap,
+        ex.pin_button,
+        ex.faithfulness_button,
+    ]
     focusable = (
-        widgets.SelectionSlider, widgets.FloatSlider, widgets.Dropdown, widgets.Combobox,
-        widgets.ToggleButtons, widgets.Button,
+        widgets.SelectionSlider,
+        widgets.FloatSlider,
+        widgets.Dropdown,
+        widgets.Combobox,
+        widgets.ToggleButtons,
+        widgets.Button,
     )
     for control in controls:
         assert type(control) in focusable, type(control)  # no custom view without focus
         assert not control.disabled
-        assert control.description or getattr(control, "placeholder", "")  # a name screen readers read
+        assert control.description or getattr(
+            control, "placeholder", ""
+        )  # a name screen readers read

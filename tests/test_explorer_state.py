@@ -18,8 +18,8 @@ import gradcam_widgets as gw
 from gradcam_widgets import render
 from gradcam_widgets.classes import ClassLookupError
 from gradcam_widgets.explorer_state import ExplorerState, Settings
-from gradcam_widgets.metrics import faithfulness as fm
 from gradcam_widgets.methods import METHODS, Method
+from gradcam_widgets.metrics import faithfulness as fm
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -64,7 +64,9 @@ def net():
 
 @pytest.fixture
 def state(net):
-    return ExplorerState(net, batch(), top_k=3, class_names=["ant", "bee", "cat", "dog", "eel", "fox"])
+    return ExplorerState(
+        net, batch(), top_k=3, class_names=["ant", "bee", "cat", "dog", "eel", "fox"]
+    )
 
 
 def settings(state: ExplorerState, **changes) -> Settings:
@@ -119,10 +121,12 @@ def test_first_picture_needs_one_engine_call_and_no_separate_forward(net):
 @pytest.mark.parametrize("contrast", [None, 4])
 def test_maps_are_the_engines_maps(net, state, method, evidence, contrast):
     for layer in state.layers:
-        view = settings(state, layer=layer, target=2, method=method, contrast=contrast,
-                        evidence=evidence)
-        expected = gw.gradcam(net, batch(), target=2, layer=layer, method=method,
-                              contrast=contrast, evidence=evidence)[0]
+        view = settings(
+            state, layer=layer, target=2, method=method, contrast=contrast, evidence=evidence
+        )
+        expected = gw.gradcam(
+            net, batch(), target=2, layer=layer, method=method, contrast=contrast, evidence=evidence
+        )[0]
         np.testing.assert_allclose(state.heatmap(view), expected, rtol=1e-5, atol=1e-7)
 
 
@@ -146,14 +150,18 @@ def test_cam_and_its_contrast(net, state):
     assert state.cam_layer == "3" and "cam" in state.methods
     cam_view = settings(state, layer="3", target=2, method="cam")
     np.testing.assert_allclose(
-        state.heatmap(cam_view), np.maximum(gw.cam(net, batch(), target=2, layer="3")[0], 0),
-        rtol=1e-5, atol=1e-7,
+        state.heatmap(cam_view),
+        np.maximum(gw.cam(net, batch(), target=2, layer="3")[0], 0),
+        rtol=1e-5,
+        atol=1e-7,
     )
     contrast = settings(state, layer="3", target=2, method="cam", contrast=5, evidence="against")
-    expected = gw.cam(net, batch(), target=5, layer="3")[0] - gw.cam(net, batch(), target=2,
-                                                                    layer="3")[0]
-    np.testing.assert_allclose(state.heatmap(contrast), np.maximum(expected, 0), rtol=1e-4,
-                               atol=1e-6)
+    expected = (
+        gw.cam(net, batch(), target=5, layer="3")[0] - gw.cam(net, batch(), target=2, layer="3")[0]
+    )
+    np.testing.assert_allclose(
+        state.heatmap(contrast), np.maximum(expected, 0), rtol=1e-4, atol=1e-6
+    )
     elsewhere = settings(state, layer="1", method="cam")
     assert "CAM exists only at layer" in state.available(elsewhere)
     assert state.picture(elsewhere).colour is None
@@ -163,8 +171,9 @@ def test_cam_and_its_contrast(net, state):
 
 def test_no_cam_for_a_flatten_head():
     torch.manual_seed(1)
-    flat = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Flatten(),
-                         nn.Linear(4 * 16 * 16, 6)).eval()
+    flat = nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 16 * 16, 6)
+    ).eval()
     state = ExplorerState(flat, batch())
     assert state.cam_layer is None
     assert state.methods == [name for name, m in METHODS.items() if m.needs_gradients]
@@ -197,9 +206,14 @@ def test_toggles_alpha_colormap_pin_never_run_the_model(net, state):
             for layer in state.layers:
                 for colormap in ("viridis", "jet"):
                     for alpha in (0.1, 0.9):
-                        changed = settings(state, layer=layer, evidence=evidence,
-                                           colormap=colormap, alpha=alpha,
-                                           target=state.top_classes[0])
+                        changed = settings(
+                            state,
+                            layer=layer,
+                            evidence=evidence,
+                            colormap=colormap,
+                            alpha=alpha,
+                            target=state.top_classes[0],
+                        )
                         state.overlay_png(changed)
                         state.caption(changed)
         for method in ("gradcam++", "hirescam", "cam"):
@@ -210,8 +224,9 @@ def test_toggles_alpha_colormap_pin_never_run_the_model(net, state):
         calls = state.engine_calls
         state.overlay_png(settings(state, target=4, contrast=1))  # one engine call
         assert counter.count == 1 and state.engine_calls == calls + 1
-        state.overlay_png(settings(state, target=4, contrast=1, evidence="against",
-                                   method="gradcam++"))
+        state.overlay_png(
+            settings(state, target=4, contrast=1, evidence="against", method="gradcam++")
+        )
         assert counter.count == 1
 
 
@@ -228,10 +243,12 @@ def test_overlay_is_render_overlay_and_the_picture_is_cached(state):
     view = settings(state, layer="1", target=3, alpha=0.35, colormap="magma")
     image = render.image_from_inputs(batch(), channels_first=True)
     expected = render.overlay(image, state.heatmap(view), alpha=0.35, colormap="magma")
-    np.testing.assert_array_equal(decode(state.overlay_png(view))[:: state.scale, :: state.scale],
-                                  expected)
-    assert state.picture(view) is state.picture(settings(state, layer="1", target=3,
-                                                         colormap="magma", alpha=0.9))
+    np.testing.assert_array_equal(
+        decode(state.overlay_png(view))[:: state.scale, :: state.scale], expected
+    )
+    assert state.picture(view) is state.picture(
+        settings(state, layer="1", target=3, colormap="magma", alpha=0.9)
+    )
 
 
 def test_default_colormap_is_perceptually_uniform_and_jet_is_offered():
@@ -300,13 +317,16 @@ def test_faithfulness_is_the_metric_and_is_cached_per_map(net, state):
     scores = state.faithfulness(view, steps=8)
     heat = state.heatmap(view)[None]
     assert scores["deletion"] == pytest.approx(
-        fm.deletion(net, batch(), heat, 3, steps=8).auc, rel=1e-6)
+        fm.deletion(net, batch(), heat, 3, steps=8).auc, rel=1e-6
+    )
     assert scores["insertion"] == pytest.approx(
-        fm.insertion(net, batch(), heat, 3, steps=8).auc, rel=1e-6)
+        fm.insertion(net, batch(), heat, 3, steps=8).auc, rel=1e-6
+    )
     assert set(scores) == {"deletion", "insertion"}
     with CountForwards(net) as counter:
-        again = state.faithfulness(settings(state, layer="3", target=3, alpha=0.1,
-                                            colormap="jet"), steps=8)
+        again = state.faithfulness(
+            settings(state, layer="3", target=3, alpha=0.1, colormap="jet"), steps=8
+        )
         assert counter.count == 0 and again == scores
         other = settings(state, layer="3", target=3, evidence="against")
         assert state.heatmap(other).max() > 0
@@ -330,8 +350,16 @@ def test_faithfulness_of_an_empty_map_is_refused(state):
 
 
 def test_export_writes_png_and_manifest(net, state, tmp_path):
-    view = settings(state, layer="1", target=3, contrast=0, evidence="against",
-                    method="hirescam", alpha=0.6, colormap="jet")
+    view = settings(
+        state,
+        layer="1",
+        target=3,
+        contrast=0,
+        evidence="against",
+        method="hirescam",
+        alpha=0.6,
+        colormap="jet",
+    )
     state.faithfulness(view, steps=4)
     png, manifest_path = state.export(view, tmp_path / "view.png")
     assert png == tmp_path / "view.png" and manifest_path == tmp_path / "view.json"

@@ -220,6 +220,4 @@ def test_keras_model_channels_last():
     x = np.ones((1, 2, 2, 1), dtype=np.float32)
     heat = np.array([[[4.0, 3.0], [2.0, 1.0]]])
     result = fm.deletion(model, x, heat, target=0, steps=4)
-    np.testing.assert_allclose(
-        result.curve, [sigmoid(4), sigmoid(1), 0.5, 0.5, 0.5], rtol=1e-5
-    )
+    np.testing.assert_allclose(result.curve, [sigmoid(4), sigmoid(1), 0.5, 0.5, 0.5], rtol=1e-5)
