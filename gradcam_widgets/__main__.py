@@ -3,7 +3,8 @@
 Usage::
 
     python -m gradcam_widgets IMAGE [--framework torch|keras] [--target CLASS]
-                             [--layer NAME] [--alpha A] -o out.png
+                             [--contrast CLASS] [--evidence for|against]
+                             [--method NAME] [--layer NAME] [--alpha A] -o out.png
 
 Writes the heatmap blended over the photo, at the photo's size, as a PNG, and prints
 the top-5 ImageNet classes. ``CLASS`` is an index (``285``) or a name (``"Egyptian cat"``,
@@ -24,7 +25,14 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .methods import METHODS
+
 MODEL = "efficientnet_lite0"
+
+
+def gradient_methods() -> list[str]:
+    """The registered methods the command line offers (those computed from gradients)."""
+    return [name for name, method in METHODS.items() if method.needs_gradients]
 
 
 class CliError(Exception):
@@ -61,6 +69,24 @@ def _parser() -> argparse.ArgumentParser:
         "--target",
         metavar="CLASS",
         help="class to explain: an index 0-999 or an ImageNet name (default: the top class)",
+    )
+    parser.add_argument(
+        "--contrast",
+        metavar="CLASS",
+        help="explain the target's score minus this class's: why the target rather than it",
+    )
+    parser.add_argument(
+        "--evidence",
+        choices=("for", "against"),
+        default="for",
+        help="'against' shows the regions that lower the score (default: for)",
+    )
+    methods = gradient_methods()
+    parser.add_argument(
+        "--method",
+        choices=methods,
+        default="gradcam",
+        help="; ".join(f"{n}: {METHODS[n].label} ({METHODS[n].paper})" for n in methods),
     )
     parser.add_argument(
         "--layer",
@@ -146,7 +172,9 @@ def run(args: argparse.Namespace) -> int:
     output = Path(args.output)
     if not output.parent.is_dir():
         raise CliError(f"cannot write {args.output}: no such directory {output.parent}")
-    target = parse_target(args.target, gw.data.imagenet_class_names())
+    class_names = gw.data.imagenet_class_names()
+    target = parse_target(args.target, class_names)
+    contrast = parse_target(args.contrast, class_names)
 
     try:
         net = zoo.load(MODEL, framework=args.framework)
@@ -166,7 +194,15 @@ def run(args: argparse.Namespace) -> int:
                 "lists works)"
             )
     try:
-        heatmap = gw.gradcam(net.model, batch, target=target, layer=layer)[0]
+        heatmap = gw.gradcam(
+            net.model,
+            batch,
+            target=target,
+            layer=layer,
+            method=args.method,
+            contrast=contrast,
+            evidence=args.evidence,
+        )[0]
     except ValueError as err:
         raise CliError(" ".join(str(err).split())) from None
     picture = gw.overlay(image, heatmap, alpha=args.alpha)
@@ -179,8 +215,13 @@ def run(args: argparse.Namespace) -> int:
     for index, name, probability in top5:
         print(f"  {index:4d}  {name:<28s} {probability:6.1%}")
     height, width = picture.shape[:2]
+    what = f"class {target} ({net.class_names[target]})"
+    if contrast is not None:
+        what += f" rather than {contrast} ({net.class_names[contrast]})"
+    if args.evidence == "against":
+        what = f"evidence against {what}"
     print(
-        f"Grad-CAM of class {target} ({net.class_names[target]}) at layer {layer!r} "
+        f"{METHODS[args.method].label} of {what} at layer {layer!r} "
         f"-> {args.output} ({width}x{height})"
     )
     return 0
