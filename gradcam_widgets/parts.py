@@ -15,7 +15,6 @@ from typing import Any
 import numpy as np
 
 from . import _core
-from .backends.base import normalize_target_spec
 
 __all__ = ["GradcamParts", "gradcam_parts"]
 
