@@ -27,6 +27,8 @@ _EXPORTS = {
     "overlay": "render",
     "Explorer": "explorer",
     "data": None,
+    "datasets": None,
+    "metrics": None,
     "zoo": None,
     "figures": None,
     "exercises": None,
@@ -37,17 +39,19 @@ __all__ = [
     "cam",
     "candidate_layers",
     "data",
+    "datasets",
     "exercises",
     "figures",
     "gradcam",
     "gradcam_multi",
+    "metrics",
     "overlay",
     "predict",
     "zoo",
 ]
 
 if TYPE_CHECKING:  # pragma: no cover
-    from . import data, exercises, figures, zoo
+    from . import data, datasets, exercises, figures, metrics, zoo
     from .explorer import Explorer
     from .methods import cam, candidate_layers, gradcam, gradcam_multi, predict
     from .render import overlay
