@@ -120,10 +120,10 @@ def check_class_score(answer: Any, model: Any, inputs: Any, target: int) -> Feed
             raise ValueError
     except (TypeError, ValueError, IndexError):
         return feedback(False, f"expected a single number, got {type(answer).__name__}.")
-    from .. import methods
+    from .. import engine
 
-    logits = methods.predict(model, inputs)[0].astype(np.float64)
-    cam_map = methods.cam(model, inputs, target=target)[0].astype(np.float64)
+    logits = engine.predict(model, inputs)[0].astype(np.float64)
+    cam_map = engine.cam(model, inputs, target=target)[0].astype(np.float64)
     expected = float(logits[target])
     bias = expected - float(cam_map.mean())
 

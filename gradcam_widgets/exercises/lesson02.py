@@ -11,13 +11,14 @@ from typing import Any
 
 import numpy as np
 
+from ..backends import is_tensor, to_numpy
 from . import TODO, Feedback, as_map, feedback, is_todo, maps_close
 
 __all__ = ["TODO", "check_alpha", "check_gradcam_map", "check_z"]
 
 
 def _one_image(array: Any) -> np.ndarray:
-    values = np.asarray(array.numpy() if hasattr(array, "numpy") else array, dtype=np.float64)
+    values = np.asarray(to_numpy(array) if is_tensor(array) else array, dtype=np.float64)
     if values.ndim == 4:
         if values.shape[0] != 1:
             raise ValueError("the exercise is about one image: pass a batch of one.")

@@ -184,10 +184,7 @@ def _channels_last(model: Any) -> bool:
     """The model's image layout, as its backend declares it."""
     from ..backends import backend_for
 
-    backend = backend_for(model)
-    # Until every backend declares `channels_last` (issue 10, item 1), torch is the one
-    # channels-first framework.
-    return bool(getattr(backend, "channels_last", backend.name != "torch"))
+    return bool(backend_for(model).channels_last)
 
 
 def accuracy(model: Any, images: np.ndarray, labels: np.ndarray, batch_size: int = 500) -> float:
@@ -216,7 +213,7 @@ def predict_classes(model: Any, images: np.ndarray, batch_size: int = 500) -> np
     Returns:
         int64 ``(N,)``.
     """
-    from ..methods import predict
+    from ..engine import predict
 
     digits = scale(as_digits(images))
     batch = digits[..., np.newaxis] if _channels_last(model) else digits[:, np.newaxis]
