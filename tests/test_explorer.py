@@ -271,8 +271,8 @@ def test_construction_uses_few_engine_calls(net):
         gw.Explorer(net, batch(), top_k=5)
     finally:
         counter.remove()
-    # the layer-shape probe, the top class's maps with the scores, the CAM check
-    assert counter.count <= 3
+    # the layer-shape probe, then one pass: the scores, every layer's maps, the CAM check
+    assert counter.count <= 2
 
 
 # ----------------------------------------------------------------- robustness
