@@ -8,6 +8,8 @@
 * :mod:`.randomisation`: Adebayo et al.'s sanity check (:func:`cascading_randomization`,
   :func:`randomized_copy`, :func:`weighted_layers`), :func:`rank_correlation` and the
   :func:`edge_map` baseline.
+* :mod:`.faithfulness`: deletion and insertion curves (import it as
+  ``from gradcam_widgets.metrics import faithfulness``).
 
 **One rule for all-zero maps.** A map with no positive value (or, for rank correlation,
 no variation) carries no evidence: its share of any region is 0.0, never NaN; in the
