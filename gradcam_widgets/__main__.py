@@ -16,7 +16,6 @@ exits with status 2.
 from __future__ import annotations
 
 import argparse
-import difflib
 import os
 import sys
 from collections.abc import Sequence
@@ -121,16 +120,13 @@ def read_image(path: str) -> np.ndarray:
         raise CliError(f"cannot read {path} as an image: {reason}") from None
 
 
-def _normalise(name: str) -> str:
-    return " ".join(name.replace("_", " ").split()).casefold()
-
-
 def parse_target(text: str | None, class_names: Sequence[str]) -> int | None:
-    """Turn ``--target`` into a class index.
+    """Turn ``--target`` into a class index, with :func:`gradcam_widgets.classes.lookup_class`.
 
     Args:
         text: An index (``"285"``) or a class name, matched ignoring case and with
-            ``_`` read as a space; ``None`` for the top class.
+            ``_`` read as a space (or a part of a name only one class contains);
+            ``None`` for the top class.
         class_names: The model's class names.
 
     Returns:
@@ -141,22 +137,12 @@ def parse_target(text: str | None, class_names: Sequence[str]) -> int | None:
     """
     if text is None:
         return None
-    stripped = text.strip()
-    if stripped.lstrip("-").isdigit():
-        index = int(stripped)
-        if not 0 <= index < len(class_names):
-            raise CliError(f"class index {index} is out of range 0-{len(class_names) - 1}")
-        return index
-    wanted = _normalise(stripped)
-    matches = [i for i, name in enumerate(class_names) if _normalise(name) == wanted]
-    if len(matches) == 1:
-        return matches[0]
-    if matches:
-        listed = ", ".join(str(i) for i in matches)
-        raise CliError(f"class name {text!r} is ambiguous (classes {listed}): give the index")
-    close = difflib.get_close_matches(wanted, [_normalise(n) for n in class_names], n=3)
-    hint = f" (did you mean: {', '.join(close)}?)" if close else ""
-    raise CliError(f"unknown class name {text!r}{hint}")
+    from gradcam_widgets.classes import ClassLookupError, lookup_class
+
+    try:
+        return lookup_class(text, class_names)
+    except ClassLookupError as err:
+        raise CliError(str(err)) from None
 
 
 def run(args: argparse.Namespace) -> int:

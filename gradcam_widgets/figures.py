@@ -23,10 +23,10 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
-from . import engine, render
+from . import classes, engine, render
 from .backends import backend_for
-from .explorer import _class_names, _percent, _softmax, image_from_inputs
 from .methods import METHODS
+from .render import image_from_inputs
 
 __all__ = ["GridFigure", "layer_grid", "class_grid", "image_grid"]
 
@@ -93,13 +93,13 @@ def _blank(axis: Any) -> None:
 def _label(cls: int, names: list[str], probabilities: np.ndarray) -> str:
     name = names[cls]
     head = f"{cls}: {name}" if name != str(cls) else name
-    return f"{head} ({_percent(float(probabilities[cls]))})"
+    return f"{head} ({classes.percent(float(probabilities[cls]))})"
 
 
 def _scores(model: Any, inputs: Any, class_names: Names) -> tuple[np.ndarray, list[str]]:
     logits = engine.predict(model, inputs)
-    probabilities = np.stack([_softmax(row) for row in logits])
-    return probabilities, _class_names(class_names, logits.shape[1])
+    probabilities = classes.softmax(logits)
+    return probabilities, classes.class_names(class_names, logits.shape[1])
 
 
 def layer_grid(
@@ -139,8 +139,8 @@ def layer_grid(
     # One pass gives the logits with the maps: no separate forward for the title.
     result = engine.explain(model, inputs, [target], layers)
     maps = result.maps(method)
-    probabilities = np.stack([_softmax(row) for row in result.logits])
-    names = _class_names(class_names, result.logits.shape[1])
+    probabilities = classes.softmax(result.logits)
+    names = classes.class_names(class_names, result.logits.shape[1])
     cls = int(result.targets[0][0])
     picture = _pictures(model, inputs, None if image is None else [image], 1)[0]
     figure, axes = _panels(1 + len(layers), columns, panel_size, picture)
@@ -251,18 +251,18 @@ def image_grid(
     probabilities, names = _scores(model, inputs, class_names)
     count = probabilities.shape[0]
     if target is None:
-        classes = probabilities.argmax(axis=1)
+        chosen = probabilities.argmax(axis=1)
     elif isinstance(target, (int, np.integer)):
-        classes = np.full(count, int(target))
+        chosen = np.full(count, int(target))
     else:
-        classes = np.asarray(list(target), dtype=int)
+        chosen = np.asarray(list(target), dtype=int)
     if layers is None:
         layers = [engine.candidate_layers(model, inputs)[-1]]
     elif isinstance(layers, str):
         layers = [layers]
     layers = list(layers)
     maps = engine.gradcam(
-        model, inputs, target=[int(c) for c in classes], layer=layers, method=method
+        model, inputs, target=[int(c) for c in chosen], layer=layers, method=method
     )
     pictures = _pictures(model, inputs, images, count)
     if row_labels is not None and len(row_labels) != count:
@@ -270,7 +270,7 @@ def image_grid(
     figure = GridFigure(figsize=(panel_size * (1 + len(layers)), panel_size * 1.15 * count))
     axes = figure.subplots(count, 1 + len(layers), squeeze=False)
     for row in range(count):
-        cls = int(classes[row])
+        cls = int(chosen[row])
         axes[row, 0].imshow(pictures[row])
         title = f"class {_label(cls, names, probabilities[row])}"
         if row_labels is not None:
