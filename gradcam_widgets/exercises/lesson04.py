@@ -11,10 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from .. import shortcut
+from .. import metrics
 from ..parts import GradcamParts
-from . import TODO, Feedback, Question, Quiz, feedback, is_todo
-from .lesson01 import _as_map, _close
+from . import TODO, Feedback, Question, Quiz, as_map, feedback, is_todo, maps_close
 
 __all__ = [
     "DIAGNOSIS",
@@ -112,7 +111,7 @@ def check_contrastive_map(function: Any) -> Feedback:
             )
         if is_todo(answer):
             return feedback(None, "your function still returns TODO: write its body.")
-        mine = _as_map(answer)
+        mine = as_map(answer)
         if mine is None:
             return feedback(False, f"expected an array of maps, got {type(answer).__name__}.")
         expected = _contrast(a, b)
@@ -129,30 +128,30 @@ def check_contrastive_map(function: Any) -> Feedback:
                 False,
                 f"expected one map per image, shape {expected.shape}, got {mine.shape}.",
             )
-        if _close(mine, expected):
+        if maps_close(mine, expected):
             continue
         weighted_a, weighted_b = a.weighted_sum, b.weighted_sum
-        if _close(mine, _contrast(b, a)):
+        if maps_close(mine, _contrast(b, a)):
             return feedback(False, "this is the contrast the other way round: y^b - y^a.")
         difference = a.heatmap - b.heatmap
-        if _close(mine, difference) or _close(mine, np.maximum(difference, 0.0)):
+        if maps_close(mine, difference) or maps_close(mine, np.maximum(difference, 0.0)):
             return feedback(
                 False,
                 "you subtracted the two finished maps. Each map has already been through "
                 "its ReLU, which threw away negative evidence; subtract before the ReLU.",
             )
-        if _close(mine, weighted_a - weighted_b):
+        if maps_close(mine, weighted_a - weighted_b):
             return feedback(False, "the right sum, but the ReLU is missing.")
         hires = np.maximum(((a.gradients - b.gradients) * a.activations).sum(axis=1), 0.0)
-        if _close(mine, hires):
+        if maps_close(mine, hires):
             return feedback(
                 False,
                 "you weighted each cell by its own gradient (that is HiResCAM, lesson 06). "
                 "Grad-CAM averages each channel's gradient over the cells first.",
             )
-        if _close(mine, a.heatmap):
+        if maps_close(mine, a.heatmap):
             return feedback(False, "this is the map of class a alone; where is class b?")
-        if expected.max() > 0 and _close(mine * float(expected.max()), expected):
+        if expected.max() > 0 and maps_close(mine * float(expected.max()), expected):
             return feedback(False, "the right map, normalised; return it unnormalised.")
         return feedback(
             False,
@@ -212,7 +211,7 @@ def check_earliest_layer(
     size = _input_size(inputs)
     box = _region(region, size)
     maps = gradcam(model, inputs, target=int(target), layer=layers)
-    shares = {name: float(shortcut.region_share(maps[name], box, size)[0]) for name in layers}
+    shares = {name: float(metrics.region_share(maps[name], box, size)[0]) for name in layers}
     passing = [name for name in layers if shares[name] >= threshold]
     percent = f"{threshold:.0%}"
     if not passing:
