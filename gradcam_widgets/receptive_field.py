@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from .backends import is_keras_model, is_torch_model
+from .backends import is_model
 
 __all__ = ["Field", "grow", "receptive_fields", "measured", "near_share"]
 
@@ -110,6 +110,15 @@ def _torch_geometry(model: Any) -> list[tuple[str, tuple[int, int] | None]]:
     return layers
 
 
+def _framework(model: Any) -> str:
+    """``"torch"`` or ``"keras"``, as the engine's backend registry sees the model."""
+    from .backends import backend_for
+
+    if not is_model(model):
+        raise TypeError(f"expected a Keras or torch model, got {type(model).__name__}.")
+    return backend_for(model).name
+
+
 def receptive_fields(model: Any) -> dict[str, Field]:
     """The receptive field of every convolution and pooling of a plain chain model.
 
@@ -127,12 +136,13 @@ def receptive_fields(model: Any) -> dict[str, Field]:
     Raises:
         TypeError: the model is neither.
     """
-    if is_keras_model(model):
+    framework = _framework(model)
+    if framework == "keras":
         geometry = _keras_geometry(model)
-    elif is_torch_model(model):
+    elif framework == "torch":
         geometry = _torch_geometry(model)
     else:
-        raise TypeError(f"expected a Keras or torch model, got {type(model).__name__}.")
+        raise TypeError(f"receptive_fields reads Keras and torch models, not {framework}.")
     chain: list[tuple[str, tuple[int, int]]] = []
     for name, step in geometry:
         if step is None:
@@ -161,7 +171,8 @@ def measured(model: Any, inputs: Any, layer: str) -> tuple[int, int]:
     Returns:
         ``(rows, columns)`` of input pixels the centre cell depends on.
     """
-    if is_torch_model(model):
+    framework = _framework(model)
+    if framework == "torch":
         import torch
 
         batch = torch.as_tensor(np.asarray(inputs, dtype=np.float32)).requires_grad_(True)
@@ -180,7 +191,7 @@ def measured(model: Any, inputs: Any, layer: str) -> tuple[int, int]:
             handle.remove()
             model.train(was_training)
         support = (grad.abs().sum(dim=(0, 1)) > 0).numpy()
-    elif is_keras_model(model):
+    elif framework == "keras":
         import keras
         import tensorflow as tf
 
@@ -194,7 +205,7 @@ def measured(model: Any, inputs: Any, layer: str) -> tuple[int, int]:
         grad = tape.gradient(cell, batch).numpy()
         support = np.abs(grad).sum(axis=(0, 3)) > 0
     else:
-        raise TypeError(f"expected a Keras or torch model, got {type(model).__name__}.")
+        raise TypeError(f"measured reads Keras and torch models, not {framework}.")
     rows, cols = np.nonzero(support)
     if rows.size == 0:
         return (0, 0)
