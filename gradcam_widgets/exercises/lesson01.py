@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from ..backends import is_tensor, to_numpy
 from . import TODO, Feedback, feedback, is_todo
 
 __all__ = ["TODO", "check_cam", "check_class_score"]
@@ -25,10 +26,8 @@ def _close(a: np.ndarray, b: np.ndarray) -> bool:
 
 def _as_map(answer: Any) -> np.ndarray | None:
     """The learner's map as a float array, a batch of one squeezed; None if not numeric."""
-    if hasattr(answer, "detach"):  # a torch tensor
-        answer = answer.detach().cpu().numpy()
-    elif hasattr(answer, "numpy") and not isinstance(answer, np.ndarray):  # a TF tensor
-        answer = answer.numpy()
+    if is_tensor(answer):
+        answer = to_numpy(answer)
     try:
         array = np.asarray(answer, dtype=np.float64)
     except (TypeError, ValueError):
@@ -143,10 +142,10 @@ def check_class_score(answer: Any, model: Any, inputs: Any, target: int) -> Feed
             raise ValueError
     except (TypeError, ValueError, IndexError):
         return feedback(False, f"expected a single number, got {type(answer).__name__}.")
-    from .. import methods
+    from .. import engine
 
-    logits = methods.predict(model, inputs)[0].astype(np.float64)
-    cam_map = methods.cam(model, inputs, target=target)[0].astype(np.float64)
+    logits = engine.predict(model, inputs)[0].astype(np.float64)
+    cam_map = engine.cam(model, inputs, target=target)[0].astype(np.float64)
     expected = float(logits[target])
     bias = expected - float(cam_map.mean())
 
