@@ -56,6 +56,7 @@ def forget_model(model: Any | None = None) -> None:
     else:
         _STEP_CACHE.pop(model, None)
 
+
 _Record = tuple[keras.layers.Layer, tuple, dict, Any]
 
 

@@ -315,7 +315,7 @@ def check_map_moved(
         clean_labels: their labels.
         layer: the layer whose map is measured.
     """
-    from ..methods import gradcam
+    from ..engine import gradcam
     from ..zoo import digits
 
     if is_todo(model):

@@ -216,26 +216,16 @@ def check_occlusion(
 def features_and_gradients(
     model: Any, inputs: Any, target: int | list[int] | None = None, layer: str | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """A layer's feature maps and the score's gradients, for implementing methods by hand.
-
-    Args:
-        model: a ``torch.nn.Module`` or ``keras.Model``.
-        inputs: a batch, as for ``gw.gradcam``.
-        target: as for ``gw.gradcam``.
-        layer: one layer name (``None``: the last candidate layer).
+    """A layer's feature maps and the score's gradients (``gw.explain``'s, for one layer).
 
     Returns:
-        ``(A, G)``, float32 ``(N, K, h, w)`` each, channels first: ``A[n, k]`` is the
-        feature map ``A^k`` of image ``n`` and ``G[n, k]`` its gradient ``dy^c / dA^k``.
+        ``(A, G)``, float32 ``(N, K, h, w)`` each, channels first.
     """
-    from ..backends.base import normalize_target_spec
-    from ..methods import _layer_infos, _resolve_layers
+    from ..engine import explain
 
-    backend, batch, infos = _layer_infos(model, inputs)
-    (name,) = _resolve_layers(layer, infos)
-    spec = normalize_target_spec(target, int(batch.shape[0]))
-    captured = backend.capture(model, batch, [name], [spec])
-    return captured.activations[name], captured.gradients[0][name]
+    found = explain(model, inputs, [target], layer)
+    (name,) = found.layers
+    return found.activations[name], found.gradients[0][name]
 
 
 def _test_arrays(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -317,7 +307,7 @@ def check_hirescam(function: Any, activations: Any = None, gradients: Any = None
                 "the map has negative values where the evidence counts against the class. "
                 "Like Grad-CAM, HiResCAM keeps only the positive part.",
             )
-        if _same(result, _core.METHODS["gradcam"](a64, g64)):
+        if _same(result, _core.weighted_sum(a64, _core.gradcam_weights(a64, g64))):
             return feedback(
                 False,
                 "this is Grad-CAM: you averaged the gradient over each channel. HiResCAM "
@@ -369,7 +359,8 @@ def check_gradcam_plus_plus(
         if problem is not None:
             return problem
         a64, g64 = a.astype(np.float64), g.astype(np.float64)
-        if _same(result, _core.METHODS["gradcam++"](a64, g64)):
+        plus_plus = _core.weighted_sum(a64, _core.gradcam_plus_plus_weights(a64, g64))
+        if _same(result, plus_plus):
             continue
         for slip, hint in _plus_plus_slips(a64, g64):
             if _same(result, slip):
@@ -415,7 +406,7 @@ def _plus_plus_slips(a: np.ndarray, g: np.ndarray) -> list[tuple[np.ndarray, str
             "channels too.",
         ),
         (
-            _core.METHODS["gradcam"](a, g),
+            _core.weighted_sum(a, _core.gradcam_weights(a, g)),
             "this is Grad-CAM (the plain average of the gradients).",
         ),
         (
