@@ -82,7 +82,9 @@ class ExplorerApp(widgets.VBox):
         self.photo = widgets.Dropdown(
             options=self._photo_options(), value=photo, description="photo"
         )
-        self.upload = widgets.FileUpload(accept="image/*", multiple=False, description="your photo")
+        self.upload = widgets.FileUpload(
+            accept="image/*", multiple=False, description="your photo"
+        )
         self.message = widgets.HTML()
         self._slot = widgets.VBox()
         self.add_class("gradcam-app")

@@ -67,7 +67,9 @@ def load_mnist(split: str = "train", source: str = "bundled") -> tuple[np.ndarra
 
         (x_train, y_train), (x_test, y_test) = keras.datasets.mnist.load_data()
     else:
-        raise ValueError(f"source must be 'bundled' (offline) or 'keras' (online), got {source!r}.")
+        raise ValueError(
+            f"source must be 'bundled' (offline) or 'keras' (online), got {source!r}."
+        )
     if split == "train":
         return x_train.copy(), y_train.astype(np.int64)
     return x_test.copy(), y_test.astype(np.int64)

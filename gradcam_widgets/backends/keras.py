@@ -56,7 +56,6 @@ def forget_model(model: Any | None = None) -> None:
     else:
         _STEP_CACHE.pop(model, None)
 
-
 _Record = tuple[keras.layers.Layer, tuple, dict, Any]
 
 

@@ -275,7 +275,10 @@ class TorchBackend:
                     )
                     _refuse_missing(layers, grads)
                     gradients.append(
-                        {name: _as_map(g, reshape) for name, g in zip(layers, grads, strict=True)}
+                        {
+                            name: _as_map(g, reshape)
+                            for name, g in zip(layers, grads, strict=True)
+                        }
                     )
             head = None
             if with_head:
