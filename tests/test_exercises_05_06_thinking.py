@@ -307,6 +307,8 @@ def test_quizzes(quiz):
         assert isinstance(question, Question)
         assert question.explanation and question.prompt.startswith(f"{number}.")
         assert quiz.check(number, TODO).passed is None
+        shown = repr(question) + question._repr_markdown_()
+        assert question.explanation not in shown and "answer" not in shown
         if question.choices:
             right = "abcdefgh"[int(question.answer)]
             result = quiz.check(number, right)

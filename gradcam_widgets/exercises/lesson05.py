@@ -128,7 +128,7 @@ def check_fooled_rate(
 
 
 def check_corner_share(answer: Any, heat: np.ndarray, box: tuple[int, int, int, int]) -> Feedback:
-    """Exercise 2: the share of a map's mass inside a box, by hand.
+    """Exercise 2: the share of a map's total inside a box, by hand.
 
     Args:
         answer: the learner's share, a number between 0 and 1.
@@ -146,10 +146,10 @@ def check_corner_share(answer: Any, heat: np.ndarray, box: tuple[int, int, int, 
     total = float(heat.sum())
     expected = inside / total if total > 0 else 0.0
     if np.isclose(value, expected, rtol=1e-3, atol=1e-4):
-        return feedback(True, "that is the share of the map's mass inside the corner box.")
+        return feedback(True, "that is the share of the map's total inside the corner box.")
     if np.isclose(value, inside, rtol=1e-3):
         return feedback(
-            False, "this is the mass inside the box. A share divides it by the whole map's mass."
+            False, "this is the total inside the box. A share divides it by the whole map's total."
         )
     area = (bottom - top) * (right - left) / heat.size
     if np.isclose(value, area, rtol=1e-3):
@@ -368,8 +368,8 @@ QUIZ = Quiz(
             "reveal the shortcut?",
             choices=(
                 "it was too small to measure accuracy reliably",
-                "its images carried the same marks as the training images, so the shortcut "
-                "worked on it too",
+                "its images carried the same marks as the training images, so the shortcut worked "
+                "on it too",
                 "accuracy is the wrong measure for ten classes",
                 "the network had overfitted the training set",
             ),
@@ -380,13 +380,13 @@ QUIZ = Quiz(
         Question(
             "2. Which test needs no clean data at all, only a suspicion?",
             choices=(
+                "a counterfactual test: stamp the suspect feature on images that should not have "
+                "it and watch the prediction",
                 "the accuracy on a clean test set",
-                "a counterfactual test: stamp the suspect feature on images that should not "
-                "have it and watch the prediction",
                 "the training loss curve",
                 "the pointing game",
             ),
-            answer=1,
+            answer=0,
             explanation="stamping the 5's dots on 3s turned them into 5s: the prediction "
             "followed the feature, and no clean data were needed.",
         ),
@@ -402,11 +402,11 @@ QUIZ = Quiz(
             "4. Why did conv2 localise the 8 x 8 corner better than conv3?",
             choices=(
                 "conv2's features are more abstract",
-                "conv2's map is finer: each cell covers 2 x 2 pixels instead of 4 x 4",
                 "conv2 has more channels than conv3",
+                "conv2's map is finer: each cell covers 2 x 2 pixels instead of 4 x 4",
                 "the marks do not reach conv3",
             ),
-            answer=1,
+            answer=2,
             explanation="a map cannot localise anything smaller than its cells; conv3 still "
             "saw the marks (its share was far above even), only more blurred.",
         ),
@@ -415,12 +415,12 @@ QUIZ = Quiz(
             "its map sits in the corner. What explains this best?",
             choices=(
                 "the network ignores the marks",
-                "Grad-CAM gives each channel one weight for the whole image, and the "
-                "channels that respond to a white stroke respond to the digit's strokes too",
                 "the stroke marks are larger than the textures",
                 "the ReLU removes the corner from the map",
+                "Grad-CAM gives each channel one weight for the whole image, and the channels "
+                "that respond to a white stroke respond to the digit's strokes too",
             ),
-            answer=1,
+            answer=3,
             explanation="the channels that carry the mark also fire on the digit, so the "
             "map spreads over both; a texture has channels of its own. A map on the object "
             "does not clear a model.",
@@ -429,13 +429,13 @@ QUIZ = Quiz(
             "6. In exercise 4 the marks stay in the training data, on random images of every "
             "class. Why does the shortcut disappear?",
             choices=(
+                "a mark no longer says anything about the label, so relying on it cannot lower "
+                "the training loss",
                 "the marks are too faint to be learned",
-                "a mark no longer says anything about the label, so relying on it cannot "
-                "lower the training loss",
                 "random positions hide the marks from the convolutions",
                 "the network is retrained for more epochs",
             ),
-            answer=1,
+            answer=0,
             explanation="a shortcut is a feature that predicts the label; once every class "
             "carries each mark equally often, it predicts nothing.",
         ),
@@ -443,12 +443,12 @@ QUIZ = Quiz(
             "7. After the fix the corner share fell to a few per cent. What does this show?",
             choices=(
                 "that the network is right for the right reasons on every image",
-                "that these classes' evidence no longer sits in the corner; other shortcuts "
-                "could still exist",
                 "that the test images no longer carry marks",
+                "that these classes' evidence no longer sits in the corner; other shortcuts could "
+                "still exist",
                 "nothing: maps of two networks cannot be compared",
             ),
-            answer=1,
+            answer=2,
             explanation="the same measure on the same images compares the two networks; it "
             "rules out this shortcut, not every other one.",
         ),

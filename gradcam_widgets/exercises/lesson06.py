@@ -470,12 +470,12 @@ QUIZ = Quiz(
             "2. Why compare maps with a rank correlation rather than their values?",
             choices=(
                 "ranks are faster to compute",
-                "the scale of a map changes from one model to another; the order of its "
-                "values is what the picture shows",
                 "Pearson's correlation cannot handle zeros",
+                "the scale of a map changes from one model to another; the order of its values is "
+                "what the picture shows",
                 "rank correlations are always positive",
             ),
-            answer=1,
+            answer=2,
             explanation="a displayed map is normalised; Spearman's rho compares only which "
             "positions are hotter than which.",
         ),
@@ -490,12 +490,12 @@ QUIZ = Quiz(
             "4. On a network with a global-average-pooling head, at which layer are Grad-CAM "
             "and HiResCAM equal?",
             choices=(
-                "at every convolutional layer",
                 "only at the layer that the pooling averages",
+                "at every convolutional layer",
                 "only at the first layer",
                 "at no layer",
             ),
-            answer=1,
+            answer=0,
             explanation="there every position's gradient is w_k^c / Z, so averaging changes "
             "nothing; at an earlier layer the convolutions above make the gradient vary "
             "from position to position.",
@@ -505,12 +505,12 @@ QUIZ = Quiz(
             "erasing B raises the score. Why?",
             choices=(
                 "B is brighter than A",
-                "the channel's average gradient is positive, so every position of the "
-                "channel gets the same positive weight",
                 "the ReLU turns B's negative evidence positive",
                 "the map's resolution is too coarse to separate A and B",
+                "the channel's average gradient is positive, so every position of the channel "
+                "gets the same positive weight",
             ),
-            answer=1,
+            answer=3,
             explanation="one weight per channel cannot be positive at A and negative at B; "
             "HiResCAM keeps each position's own gradient and shows only A.",
         ),
@@ -518,8 +518,8 @@ QUIZ = Quiz(
             "6. Guided Backpropagation's map hardly changed when the top layers were "
             "randomised. What is the reason usually given?",
             choices=(
-                "its ReLU rule discards negative signals on the way back, so the picture "
-                "is dominated by the input's own structure, like an edge detector's",
+                "its ReLU rule discards negative signals on the way back, so the picture is "
+                "dominated by the input's own structure, like an edge detector's",
                 "it uses the softmax output",
                 "it is computed at the last convolutional layer",
                 "random weights have the same mean as trained ones",
@@ -533,12 +533,12 @@ QUIZ = Quiz(
             "7. In a deletion curve, the pixels a map ranks highest are removed first. What "
             "does a faithful map give?",
             choices=(
-                "a score that falls fast: a small area under the curve",
                 "a score that rises: a large area under the curve",
                 "a flat curve",
+                "a score that falls fast: a small area under the curve",
                 "the same curve as a random map",
             ),
-            answer=0,
+            answer=2,
             explanation="if the top-ranked pixels are the ones the model uses, removing "
             "them first destroys the score soonest.",
         ),
