@@ -179,6 +179,7 @@ def real_arrays():
 def test_hirescam_by_hand():
     a, g = real_arrays()
     assert lesson06.check_hirescam(TODO).passed is None
+    assert lesson06.check_hirescam(lambda A, G: TODO, a, g).passed is None
     assert lesson06.check_hirescam(hirescam, a, g)
     assert lesson06.check_hirescam(hirescam)
     slips = [
@@ -213,6 +214,7 @@ def test_hirescam_cannot_be_passed_with_the_lesson_maps_alone():
 def test_gradcam_plus_plus_by_hand():
     a, g = real_arrays()
     assert lesson06.check_gradcam_plus_plus(TODO).passed is None
+    assert lesson06.check_gradcam_plus_plus(lambda A, G: TODO, a, g).passed is None
     assert lesson06.check_gradcam_plus_plus(gradcam_pp, a, g)
     np.testing.assert_allclose(
         gradcam_pp(a, g), _core.weighted_sum(a, _core.gradcam_plus_plus_weights(a, g)), rtol=1e-5

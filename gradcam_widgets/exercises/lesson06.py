@@ -241,6 +241,8 @@ def _test_arrays(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 def _run_learner(function: Any, activations: np.ndarray, gradients: np.ndarray) -> Any:
     a, g = activations.copy(), gradients.copy()
     result = function(a, g)
+    if is_todo(result):
+        return None, False
     if hasattr(result, "detach"):
         result = result.detach().cpu().numpy()
     changed = not (np.array_equal(a, activations) and np.array_equal(g, gradients))
@@ -293,6 +295,8 @@ def check_hirescam(function: Any, activations: Any = None, gradients: Any = None
             result, changed = _run_learner(function, a, g)
         except Exception as error:  # noqa: BLE001 - the learner's code may raise anything
             return feedback(False, f"your function raised {type(error).__name__}: {error}")
+        if result is None:
+            return feedback(None, "replace the TODO in the function's body, then run this cell.")
         if changed:
             return feedback(False, "your function changed A or G in place; work on new arrays.")
         problem = _shape_problem(result, a)
@@ -353,6 +357,8 @@ def check_gradcam_plus_plus(
             result, changed = _run_learner(function, a, g)
         except Exception as error:  # noqa: BLE001 - the learner's code may raise anything
             return feedback(False, f"your function raised {type(error).__name__}: {error}")
+        if result is None:
+            return feedback(None, "replace the TODO in the function's body, then run this cell.")
         if changed:
             return feedback(False, "your function changed A or G in place; work on new arrays.")
         problem = _shape_problem(result, a)
