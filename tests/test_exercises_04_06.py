@@ -7,7 +7,7 @@ import re
 import numpy as np
 import pytest
 
-from gradcam_widgets import shortcut
+from gradcam_widgets import datasets, metrics
 from gradcam_widgets.exercises import TODO, lesson05
 
 
@@ -63,7 +63,7 @@ def fooled_case(monkeypatch):
     images = np.zeros((60, 28, 28), dtype=np.uint8)
     images[:, 27, 27] = np.arange(60)
     victims = images[labels == 0]
-    stamped = shortcut.add_mark(victims, shortcut.mark_pattern("dots"), corner="bottom-left")
+    stamped = datasets.add_mark(victims, datasets.mark_pattern("dots"), corner="bottom-left")
     expected = float(np.mean(_fake_predict(None, stamped) == 5))
     return images, labels, expected, stamped
 
@@ -88,11 +88,11 @@ def test_check_fooled_rate_wrong_paths(fooled_case):
     assert_wrong(lesson05.check_fooled_rate(unstamped, None, images, labels), expected, "without")
     still_zero = float(np.mean(_fake_predict(None, stamped) == 0))
     assert_wrong(lesson05.check_fooled_rate(still_zero, None, images, labels), expected, "still")
-    everyone = shortcut.add_mark(images, shortcut.mark_pattern("dots"), corner="bottom-left")
+    everyone = datasets.add_mark(images, datasets.mark_pattern("dots"), corner="bottom-left")
     all_rate = float(np.mean(_fake_predict(None, everyone) == 5))
     assert all_rate != expected
     assert_wrong(lesson05.check_fooled_rate(all_rate, None, images, labels), expected, "every")
-    top_left = shortcut.add_mark(images[labels == 0], shortcut.mark_pattern("dots"))
+    top_left = datasets.add_mark(images[labels == 0], datasets.mark_pattern("dots"))
     top_left_rate = float(np.mean(_fake_predict(None, top_left) == 5))
     assert top_left_rate != expected
     assert_wrong(
@@ -111,10 +111,10 @@ def test_check_fooled_rate_with_a_real_network():
     from gradcam_widgets.zoo import digits
 
     torch.manual_seed(0)
-    images, labels = gw.data.load_mnist("test")
+    images, labels = gw.datasets.load_mnist("test")
     model = digits.torch_gap_net(seed=0)
-    stamped = shortcut.add_mark(
-        images[labels == 0], shortcut.mark_pattern("dots"), corner="bottom-left"
+    stamped = datasets.add_mark(
+        images[labels == 0], datasets.mark_pattern("dots"), corner="bottom-left"
     )
     rate = float(np.mean(digits.predict_classes(model, stamped) == 5))
     assert lesson05.check_fooled_rate(rate, model, images, labels)
@@ -138,7 +138,7 @@ def test_check_corner_share_not_done(share_case):
 def test_check_corner_share_right(share_case):
     heat, box, expected = share_case
     assert lesson05.check_corner_share(expected, heat, box)
-    assert lesson05.check_corner_share(float(shortcut.region_share(heat, box, 28)[0]), heat, box)
+    assert lesson05.check_corner_share(float(metrics.region_share(heat, box, 28)[0]), heat, box)
 
 
 def test_check_corner_share_wrong_paths(share_case):
@@ -158,7 +158,7 @@ def test_check_corner_share_wrong_paths(share_case):
 
 # ----------------------------------------------------------------------------- lesson 06
 
-from gradcam_widgets import sanity  # noqa: E402
+
 from gradcam_widgets.exercises import lesson06  # noqa: E402
 
 
@@ -182,7 +182,7 @@ def test_check_random_baseline(boxes_case):
     areas = (grown[:, 2] - grown[:, 0]) * (grown[:, 3] - grown[:, 1])
     twice = np.clip(boxes + np.array([-6, -6, 6, 6]), 0, size)
     wrong = [
-        (sanity.random_baseline(boxes, size), "without the tolerance"),
+        (metrics.random_baseline(boxes, size), "without the tolerance"),
         (unclipped_areas.mean() / size**2, "Clip"),
         (np.mean((twice[:, 2] - twice[:, 0]) * (twice[:, 3] - twice[:, 1])) / size**2, "wrong"),
         (areas.mean(), "area in pixels"),
@@ -201,7 +201,7 @@ def rank_case():
     rng = np.random.default_rng(0)
     first = np.maximum(rng.normal(size=(10, 10)), 0)  # ReLU'd: many ties at 0
     second = np.maximum(first + rng.normal(scale=1.0, size=(10, 10)), 0) ** 3
-    return first, second, sanity.rank_correlation(first, second)
+    return first, second, metrics.rank_correlation(first, second)
 
 
 def test_check_rank_correlation(rank_case):
@@ -300,7 +300,7 @@ def photo_case():
 
     def share(target, layer, half):
         heat = gw.gradcam(model, inputs, target=target, layer=layer)
-        return float(shortcut.region_share(heat, lesson04.half_box(16, half), 16)[0])
+        return float(metrics.region_share(heat, lesson04.half_box(16, half), 16)[0])
 
     return model, inputs, layers, top, share
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gradcam_widgets import _core, shortcut
+from gradcam_widgets import _core, datasets
 from gradcam_widgets.exercises import (
     _PREDICTIONS,
     TODO,
@@ -61,9 +61,9 @@ def digits_case():
 
 def stamp(images, chosen, which):
     out = images.copy()
-    for index, name in enumerate(shortcut.DEFAULT_MARKS.values()):
+    for index, name in enumerate(datasets.DEFAULT_MARKS.values()):
         picked = chosen & (which == index)
-        out[picked] = shortcut.add_mark(images[picked], shortcut.mark_pattern(name))
+        out[picked] = datasets.add_mark(images[picked], datasets.mark_pattern(name))
     return out
 
 
@@ -78,7 +78,7 @@ def test_fair_marks_right(digits_case):
 def test_fair_marks_refuses_the_shortcuts(digits_case):
     images, labels = digits_case
     # The lesson's own shortcut data: marks only on 2, 5 and 8.
-    original, _ = shortcut.make_shortcut_dataset(images, labels)
+    original, _ = datasets.make_shortcut_dataset(images, labels)
     assert_wrong(lesson05.check_fair_marks(original, images, labels), "original shortcut")
     # Section 5's fix instead of the design: no marks at all.
     assert_wrong(lesson05.check_fair_marks(images.copy(), images, labels), "section 5")
@@ -99,7 +99,7 @@ def test_fair_marks_near_misses(digits_case):
     few = stamp(images, rng.random(len(labels)) < 0.03, rng.integers(0, 3, len(labels)))
     assert_wrong(lesson05.check_fair_marks(few, images, labels), "one image in ten")
     moved = images.copy()
-    moved[:, 21:27, 1:7] = shortcut.mark_pattern("dots")
+    moved[:, 21:27, 1:7] = datasets.mark_pattern("dots")
     assert_wrong(lesson05.check_fair_marks(moved, images, labels), "outside")
     squares = images.copy()
     squares[:50, 1:7, 1:7] = 255

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import shortcut
+from .. import datasets, metrics
 from . import TODO, Feedback, Question, Quiz, as_number, feedback, is_todo
 
 __all__ = [
@@ -54,7 +54,7 @@ def check_fooled_rate(
         labels: their labels.
         victim: the digit whose images get the mark.
         mark_class: the class whose mark is stamped.
-        corner: where the exercise stamps it (see ``shortcut.CORNERS``).
+        corner: where the exercise stamps it (see ``metrics.CORNERS``).
     """
     if is_todo(answer):
         return feedback(None, "replace TODO with the fraction you measured, then run this cell.")
@@ -63,8 +63,8 @@ def check_fooled_rate(
         return feedback(False, f"expected one number (a fraction), got {type(answer).__name__}.")
     labels = np.asarray(labels)
     victims = np.asarray(images)[labels == victim]
-    pattern = shortcut.mark_pattern(shortcut.DEFAULT_MARKS[mark_class])
-    stamped = shortcut.add_mark(victims, pattern, corner=corner)
+    pattern = datasets.mark_pattern(datasets.DEFAULT_MARKS[mark_class])
+    stamped = datasets.add_mark(victims, pattern, corner=corner)
     predicted = _predict(model, stamped)
     expected = float(np.mean(predicted == mark_class))
     if np.isclose(value, expected, atol=0.011):
@@ -78,14 +78,14 @@ def check_fooled_rate(
         else:
             verdict = f"does almost nothing in the {corner} corner: the network learned a place."
         return feedback(True, f"the mark of {mark_class} {verdict}")
-    top_left = shortcut.add_mark(victims, pattern)
+    top_left = datasets.add_mark(victims, pattern)
     if corner != "top-left" and np.isclose(
         value, float(np.mean(_predict(model, top_left) == mark_class)), atol=0.011
     ):
         return feedback(
             False,
             f"this is what the mark does in the top-left corner, where it was trained. The "
-            f"exercise moves it: pass corner={corner!r} to shortcut.add_mark.",
+            f"exercise moves it: pass corner={corner!r} to datasets.add_mark.",
         )
     if value > 1.0 and np.isclose(value, expected * len(victims), atol=1.1):
         return feedback(
@@ -100,7 +100,7 @@ def check_fooled_rate(
         return feedback(
             False,
             "this is what the model says about the images *without* the mark. Stamp the mark "
-            "with shortcut.add_mark first, then predict.",
+            "with datasets.add_mark first, then predict.",
         )
     if np.isclose(value, float(np.mean(predicted == victim)), atol=0.011):
         return feedback(
@@ -108,7 +108,7 @@ def check_fooled_rate(
             f"this is the fraction still classified as {victim}. The question asks how many "
             f"became {mark_class}s.",
         )
-    everyone = shortcut.add_mark(np.asarray(images), pattern, corner=corner)
+    everyone = datasets.add_mark(np.asarray(images), pattern, corner=corner)
     if np.isclose(value, float(np.mean(_predict(model, everyone) == mark_class)), atol=0.011):
         return feedback(
             False,
@@ -187,7 +187,7 @@ def stroke_verdict(stroke_share: float, texture_share: float) -> str:
     return "b" if stroke_share < texture_share else "c"
 
 
-#: Pixels a mark of :func:`shortcut.add_mark` may change: the corner box with its margin.
+#: Pixels a mark of :func:`datasets.add_mark` may change: the corner box with its margin.
 _MARK_BOX = 8
 
 
@@ -196,7 +196,7 @@ def _mark_ids(images: np.ndarray, names: list[str]) -> np.ndarray:
     corners = images[:, 1:7, 1:7]
     ids = np.full(len(images), -1, dtype=np.int64)
     for index, name in enumerate(names):
-        ids[np.all(corners == shortcut.mark_pattern(name), axis=(1, 2))] = index
+        ids[np.all(corners == datasets.mark_pattern(name), axis=(1, 2))] = index
     return ids
 
 
@@ -239,9 +239,9 @@ def check_fair_marks(
         return feedback(
             False,
             "pixels outside the top-left 8 x 8 corner changed. Stamp the marks with "
-            "shortcut.add_mark (top-left, the default) on a copy of train_images.",
+            "datasets.add_mark (top-left, the default) on a copy of train_images.",
         )
-    names = list(shortcut.DEFAULT_MARKS.values())
+    names = list(datasets.DEFAULT_MARKS.values())
     ids = _mark_ids(fair, names)
     corner_changed = np.any(
         fair[:, :_MARK_BOX, :_MARK_BOX] != images[:, :_MARK_BOX, :_MARK_BOX], axis=(1, 2)
@@ -250,7 +250,7 @@ def check_fair_marks(
         return feedback(
             False,
             "some corners hold something other than the three lesson marks. Use "
-            "shortcut.mark_pattern with the names in shortcut.DEFAULT_MARKS.",
+            "datasets.mark_pattern with the names in datasets.DEFAULT_MARKS.",
         )
     marked = ids >= 0
     if not marked.any():
@@ -266,7 +266,7 @@ def check_fair_marks(
             "them in training. Mark a larger random share of the images.",
         )
     classes = np.unique(labels)
-    if set(np.unique(labels[marked]).tolist()) <= set(shortcut.DEFAULT_MARKS):
+    if set(np.unique(labels[marked]).tolist()) <= set(datasets.DEFAULT_MARKS):
         return feedback(
             False,
             "only the classes of the original shortcut carry marks, so a mark still tells "
@@ -322,7 +322,7 @@ def check_map_moved(
         return feedback(None, "train fair_net in place of TODO, then run this cell.")
     if not hasattr(model, "forward") and not hasattr(model, "predict"):
         return feedback(False, f"expected a trained network, got {type(model).__name__}.")
-    classes = sorted(shortcut.DEFAULT_MARKS)
+    classes = sorted(datasets.DEFAULT_MARKS)
     clean_labels = np.asarray(clean_labels)
     chosen = np.isin(clean_labels, classes)
     predicted = _predict(model, np.asarray(clean_images)[chosen])
@@ -333,7 +333,7 @@ def check_map_moved(
         target=[int(c) for c in marked_labels],
         layer=layer,
     )
-    share = float(shortcut.region_share(maps, shortcut.corner_box(28, 8), 28).mean())
+    share = float(metrics.region_share(maps, metrics.corner_box(28, 8), 28).mean())
     even = 64 / 784
     if share > 0.5:
         return feedback(

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import _core, sanity
+from .. import _core, metrics
 from . import TODO, Feedback, Question, Quiz, as_number, feedback, is_todo
 
 __all__ = [
@@ -72,7 +72,7 @@ def check_random_baseline(
             "tolerance helps every method, chance included: compare scores at the same "
             "tolerance.",
         )
-    if _near(value, sanity.random_baseline(boxes, canvas_size)):
+    if _near(value, metrics.random_baseline(boxes, canvas_size)):
         return feedback(
             False,
             "this is the baseline without the tolerance, as printed in section 2. Grow every "
@@ -126,7 +126,7 @@ def check_rank_correlation(answer: Any, first: np.ndarray, second: np.ndarray) -
         return feedback(False, f"expected one number, got {type(answer).__name__}.")
     a = np.asarray(first, dtype=np.float64).ravel()
     b = np.asarray(second, dtype=np.float64).ravel()
-    expected = sanity.rank_correlation(a, b)
+    expected = metrics.rank_correlation(a, b)
     if _near(value, expected, 1e-4):
         return feedback(
             True,
