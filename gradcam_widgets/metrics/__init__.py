@@ -20,6 +20,7 @@ Nothing here imports a framework at module level.
 
 from __future__ import annotations
 
+from ..typing import Box
 from .pointing import pointing_game, random_baseline
 from .randomisation import (
     CascadeResult,
@@ -31,7 +32,6 @@ from .randomisation import (
 )
 from .regions import (
     CORNERS,
-    Box,
     corner_box,
     ink_share,
     region_share,

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from ..backends import is_keras_model, is_torch_model
+from ..typing import Inputs, Model, Target
 
 __all__ = [
     "weighted_layers",
@@ -37,17 +38,18 @@ __all__ = [
     "edge_map",
 ]
 
-Explainer = Callable[[Any, Any], np.ndarray]
+#: ``f(model, inputs) -> (N, h, w)`` maps.
+Explainer = Callable[[Model, Inputs], np.ndarray]
 
 
-def _check_model(model: Any) -> None:
+def _check_model(model: Model) -> None:
     if not (is_torch_model(model) or is_keras_model(model)):
         raise TypeError(
             f"model is a {type(model).__name__}; expected a torch.nn.Module or a keras.Model."
         )
 
 
-def weighted_layers(model: Any) -> list[str]:
+def weighted_layers(model: Model) -> list[str]:
     """Names of the layers that hold weights, from the input to the output.
 
     Torch: the modules with parameters of their own, named as in ``named_modules()``, in
@@ -93,7 +95,7 @@ def _randomize_array(values: np.ndarray, rng: np.random.Generator) -> np.ndarray
     return values
 
 
-def randomized_copy(model: Any, layers: Sequence[str], seed: int = 0) -> Any:
+def randomized_copy(model: Model, layers: Sequence[str], seed: int = 0) -> Model:
     """A copy of ``model`` in which the weights of ``layers`` are random.
 
     The copy has the trained weights everywhere else; ``model`` itself is not changed.
@@ -128,7 +130,7 @@ def randomized_copy(model: Any, layers: Sequence[str], seed: int = 0) -> Any:
     return _randomized_keras(model, layers, rng)
 
 
-def _randomized_torch(model: Any, layers: Sequence[str], rng: np.random.Generator) -> Any:
+def _randomized_torch(model: Model, layers: Sequence[str], rng: np.random.Generator) -> Any:
     import torch
 
     clone = copy.deepcopy(model)
@@ -145,7 +147,7 @@ def _randomized_torch(model: Any, layers: Sequence[str], rng: np.random.Generato
     return clone.eval()
 
 
-def _randomized_keras(model: Any, layers: Sequence[str], rng: np.random.Generator) -> Any:
+def _randomized_keras(model: Model, layers: Sequence[str], rng: np.random.Generator) -> Any:
     keras = sys.modules["keras"]
     from ..backends.keras import named_layers
 
@@ -248,9 +250,9 @@ class CascadeResult:
 
 
 def cascading_randomization(
-    model: Any,
-    inputs: Any,
-    target: int | Sequence[int] | None = None,
+    model: Model,
+    inputs: Inputs,
+    target: Target = None,
     layer: str | None = None,
     *,
     method: str = "gradcam",

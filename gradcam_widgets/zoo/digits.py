@@ -40,6 +40,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..typing import Model
+
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
@@ -55,7 +57,7 @@ __all__ = [
     "ARCHITECTURES",
     "CLASS_NAMES",
     "SIZE",
-    "Layer",
+    "LayerSpec",
     "to_keras_input",
     "to_torch_input",
     "keras_gap_net",
@@ -79,10 +81,10 @@ SIZE = 28
 #: ``padding="same"``, ReLU; size = filters), ``"pool"`` (2x2 max-pooling), ``"gap"``
 #: (global average pooling), ``"flatten"``, ``"dense"`` (ReLU; size = units) and
 #: ``"scores"`` (the last dense layer; size = classes). Size is 0 where unused.
-Layer = tuple[str, str, int]
+LayerSpec = tuple[str, str, int]
 
 #: The two architectures, input to output. Both builders read them.
-ARCHITECTURES: dict[str, tuple[Layer, ...]] = {
+ARCHITECTURES: dict[str, tuple[LayerSpec, ...]] = {
     "gap_net": (
         ("conv", "conv1", 16),
         ("pool", "pool1", 0),
@@ -183,14 +185,14 @@ def to_torch_input(images: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(scale(as_digits(images))[:, np.newaxis]))
 
 
-def _channels_last(model: Any) -> bool:
+def _channels_last(model: Model) -> bool:
     """The model's image layout, as its backend declares it."""
     from ..backends import backend_for
 
     return bool(backend_for(model).channels_last)
 
 
-def accuracy(model: Any, images: np.ndarray, labels: np.ndarray, batch_size: int = 500) -> float:
+def accuracy(model: Model, images: np.ndarray, labels: np.ndarray, batch_size: int = 500) -> float:
     """The fraction of ``images`` that ``model`` classifies as ``labels``.
 
     Args:
@@ -205,7 +207,7 @@ def accuracy(model: Any, images: np.ndarray, labels: np.ndarray, batch_size: int
     return float(np.mean(predict_classes(model, images, batch_size) == np.asarray(labels)))
 
 
-def predict_classes(model: Any, images: np.ndarray, batch_size: int = 500) -> np.ndarray:
+def predict_classes(model: Model, images: np.ndarray, batch_size: int = 500) -> np.ndarray:
     """The predicted digit of each image, in batches, through ``gw.predict``.
 
     Args:
