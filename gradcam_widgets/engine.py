@@ -558,8 +558,7 @@ def predict(model: Any, inputs: Any) -> np.ndarray:
     Works for any classifier, with or without a spatial layer (an MLP too).
     """
     backend = backend_for(model)
-    batch = backend.prepare(model, inputs)
-    return backend.capture(model, batch, [], [], with_gradients=False).logits
+    return backend.logits(model, backend.prepare(model, inputs))
 
 
 def cam(
