@@ -29,6 +29,7 @@ __all__ = [
     "Explanation",
     "cam",
     "candidate_layers",
+    "default_layer",
     "explain",
     "gradcam",
     "gradcam_multi",
@@ -93,6 +94,19 @@ def candidate_layers(model: Any, inputs: Any = None) -> list[str]:
     """
     _, _, infos = _layer_infos(model, inputs)
     return [info.name for info in infos if info.is_candidate]
+
+
+def default_layer(model: Any, inputs: Any = None) -> str:
+    """The layer ``gradcam(..., layer=None)`` explains: see ``_default_layer``.
+
+    The last candidate layer, except on a vision transformer whose head reads the class
+    token: there the last token layer the score depends on (the last block's first
+    norm), since later layers' maps are zero by construction. Front-ends (a layer
+    slider) can start there.
+    """
+    backend, batch, infos = _layer_infos(model, inputs)
+    (name,) = _resolve_layers(backend, model, None, infos, batch=batch)
+    return name
 
 
 def _listing(names: Sequence[str]) -> str:
@@ -164,12 +178,15 @@ def _default_layer(
     key = (tuple(batch.shape[1:]), str(batch.dtype))
     cached = _DEFAULT_LAYERS.get(model, key)
     if cached is not None:
-        return cached[0]
-    width = last.shape[-1]
+        return cached[0].name
+    width = last.shape[-1] if last.shape else None
     pool = [
-        name
-        for name in candidates
-        if by_name[name].layout.kind == "tokens" and by_name[name].shape[-1] == width
+        info.name
+        for info in (by_name[name] for name in candidates)
+        if info.layout is not None
+        and info.layout.kind == "tokens"
+        and info.shape is not None
+        and info.shape[-1] == width
     ]
     spec = TargetSet(np.full(1, TOP_CLASS, dtype=np.int64))
     chosen = candidates[-1]
@@ -188,7 +205,7 @@ def _default_layer(
         if reached:
             chosen = reached[-1]
             break
-    _DEFAULT_LAYERS.put(model, key, [chosen])
+    _DEFAULT_LAYERS.put(model, key, [by_name[chosen]])
     return chosen
 
 

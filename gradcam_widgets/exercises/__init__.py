@@ -129,7 +129,7 @@ def as_number(answer: Any) -> float | None:
     return value if np.isfinite(value) else None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Question:
     """One end-of-lesson concept question, multiple choice or a number.
 
@@ -175,11 +175,9 @@ class Question:
         return "\n".join(lines)
 
     def __repr__(self) -> str:
-        # The prompt and the choices only: a saved notebook's text output must not hold
-        # the answer or the explanation.
-        lines = [self.prompt]
-        lines += [f"  ({_LETTERS[i]}) {choice}" for i, choice in enumerate(self.choices)]
-        return "\n".join(lines)
+        # The question as the learner reads it: never the answer or the explanation,
+        # which a saved notebook's plain-text output would otherwise reveal.
+        return self._repr_markdown_()
 
 
 _LETTERS = "abcdefgh"
@@ -214,12 +212,6 @@ class Quiz:
         if not 1 <= number <= len(self.questions):
             raise IndexError(f"questions are numbered 1 to {len(self.questions)}.")
         return self.questions[number - 1]
-
-    def __repr__(self) -> str:
-        return "\n\n".join(repr(question) for question in self.questions)
-
-    def _repr_markdown_(self) -> str:
-        return "\n\n".join(question._repr_markdown_() for question in self.questions)
 
     def check(self, number: int, response: Any) -> Feedback:
         """Mark the answer to question ``number`` (numbered from 1)."""

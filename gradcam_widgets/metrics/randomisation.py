@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from ..backends import backend_for
+from ..typing import Inputs, Model, Target
 
 __all__ = [
     "weighted_layers",
@@ -35,10 +36,11 @@ __all__ = [
     "edge_map",
 ]
 
-Explainer = Callable[[Any, Any], np.ndarray]
+#: ``f(model, inputs) -> (N, h, w)`` maps.
+Explainer = Callable[[Model, Inputs], np.ndarray]
 
 
-def weighted_layers(model: Any) -> list[str]:
+def weighted_layers(model: Model) -> list[str]:
     """Names of the layers that hold weights, from the input to the output.
 
     Torch: the modules with parameters of their own, named as in ``named_modules()``, in
@@ -70,7 +72,7 @@ def _randomize_array(values: np.ndarray, rng: np.random.Generator) -> np.ndarray
     return values
 
 
-def randomized_copy(model: Any, layers: Sequence[str], seed: int = 0) -> Any:
+def randomized_copy(model: Model, layers: Sequence[str], seed: int = 0) -> Model:
     """A copy of ``model`` in which the weights of ``layers`` are random.
 
     The copy has the trained weights everywhere else; ``model`` itself is not changed.
@@ -186,9 +188,9 @@ class CascadeResult:
 
 
 def cascading_randomization(
-    model: Any,
-    inputs: Any,
-    target: int | Sequence[int] | None = None,
+    model: Model,
+    inputs: Inputs,
+    target: Target = None,
     layer: str | None = None,
     *,
     method: str = "gradcam",
