@@ -139,7 +139,7 @@ def _resolve_layers(
                 f"layer {name!r} runs {info.calls} times in one forward pass, so it has no "
                 f"single feature map. Candidate layers: {_listing(candidates)}."
             )
-        if not info.is_candidate and reshape is None:
+        if not info.is_map and reshape is None:
             raise ValueError(
                 f"layer {name!r} has output shape {info.shape}, not a spatial feature map "
                 "(4-D with height and width > 1); pass reshape= if it can be laid out as "

@@ -30,6 +30,8 @@ class LayerInfo:
         calls: how often the layer ran in one forward pass.
         overwritten: a later in-place op (``ReLU(inplace=True)``) changes the output, so
             the backend must capture a copy of it.
+        hidden: accepted by name but not listed among the candidates (Keras layer inputs,
+            ``"name:input"``, which mostly repeat another layer's output).
     """
 
     name: str
@@ -37,9 +39,10 @@ class LayerInfo:
     spatial: tuple[int, int] | None
     calls: int = 1
     overwritten: bool = False
+    hidden: bool = False
 
     @property
-    def is_candidate(self) -> bool:
+    def is_map(self) -> bool:
         """A feature map with height and width > 1, produced once per forward."""
         return (
             self.spatial is not None
@@ -47,6 +50,11 @@ class LayerInfo:
             and self.spatial[1] > 1
             and self.calls == 1
         )
+
+    @property
+    def is_candidate(self) -> bool:
+        """A feature map that is listed (and can be the default layer)."""
+        return self.is_map and not self.hidden
 
 
 @dataclass
