@@ -62,12 +62,20 @@ class Head:
     """The dense layer that produced the logits, for CAM.
 
     Attributes:
-        features: ``(N, K)``, the dense layer's input.
-        weight: ``(C, K)``, its weight matrix (classes by features).
+        features: ``(N, K)``, the pooled features the head starts from (the dense
+            layer's input, or the input of a layer norm before it).
+        weight: ``(C, K)``, the dense weight matrix (classes by features); or
+            ``(N, C, K)`` when a per-image normalisation is folded into it.
+        centre: ``(N,)`` subtracted from every activation before weighting (a folded
+            layer norm's mean), or None.
+        tolerance: the relative precision at which ``features`` must equal the pooled
+            maps (looser for float16 and bfloat16 models).
     """
 
     features: np.ndarray
     weight: np.ndarray
+    centre: np.ndarray | None = None
+    tolerance: float = 1e-4
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ own: :mod:`.keras_tf` (``tf.function`` and a GradientTape), :mod:`.keras_jax`
 (``jax.jit`` of a pure function with zero probes) or :mod:`.keras_torch` (eager
 autograd). The same model gives the same maps on the three.
 
-Compiled steps are cached per model, layers, number of target sets and head; the
+Compiled steps are cached per model, layers and number of target sets; the
 wrappers that record a pass exist only while a step is traced (or, on PyTorch, runs):
 a cached call touches no layer.
 """
@@ -46,7 +46,7 @@ if _KERAS_BACKEND not in _STEP_MODULES:
     )
 _steps = importlib.import_module(_STEP_MODULES[_KERAS_BACKEND], __package__)
 
-# model -> {(layers, number of target sets, head?): Step}
+# model -> {(layers, number of target sets): Step}
 _STEP_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 # model -> {(input shape, dtype): [LayerInfo]}
 _LAYER_CACHE = LayerCache()
@@ -225,7 +225,7 @@ class KerasBackend:
         """One compiled forward + gradient pass for every layer and target set."""
         layers = tuple(layers)
         n_sets = len(targets) if with_gradients and layers else 0
-        step = self._step(model, batch, layers, n_sets, with_head)
+        step = self._step(model, batch, layers, n_sets)
         size = int(batch.shape[0])
         specs = (
             np.stack([spec.stacked() for spec in targets[:n_sets]])
@@ -246,12 +246,7 @@ class KerasBackend:
             {name: _channels_first(g, reshape) for name, g in zip(layers, grads, strict=True)}
             for grads in result["gradients"]
         ]
-        head = None
-        if with_head and "features" in result:
-            head = Head(
-                self.to_numpy(result["features"]).astype(np.float32),
-                self.to_numpy(result["kernel"]).astype(np.float32).T,
-            )
+        head = _head(result) if with_head else None
         return Capture(
             logits=logits,
             activations={
@@ -270,20 +265,55 @@ class KerasBackend:
         batch: np.ndarray,
         layers: tuple[str, ...],
         n_sets: int,
-        with_head: bool,
     ) -> Step:
-        """The cached step for these layers, target count and head."""
+        """The cached step for these layers and number of target sets.
+
+        Every step returns the dense head's input and kernel too (a copy of one small
+        matrix), so that a call with and one without ``with_head`` share one trace: the
+        Explorer's first picture asks for the head, later classes do not.
+        """
         per_model = _STEP_CACHE.setdefault(model, {})
-        key = (layers, n_sets, with_head)
+        key = (layers, n_sets)
         step = per_model.get(key)
         if step is None:
             shapes = {}
             if layers:
                 infos = {info.name: info for info in self.describe_layers(model, batch)}
                 shapes = {name: infos[name].shape for name in layers}
-            step = _steps.STEP(model, layers, n_sets, with_head, shapes)
+            step = _steps.STEP(model, layers, n_sets, shapes)
             per_model[key] = step
         return step
+
+
+#: Relative precision of a pooled feature computed in a low-precision dtype.
+_PRECISION = {"float16": 1e-2, "bfloat16": 5e-2}
+
+
+def _head(result: dict[str, Any]) -> Head | None:
+    """The CAM head from a step's outputs; a layer norm before the dense layer folded in.
+
+    With ``LN(v) = gamma (v - mu) / sigma + beta`` (``mu``, ``sigma``: the mean and
+    standard deviation of image ``n``'s pooled features ``v``), the logits are
+    ``y_c = sum_k W_kc gamma_k (v_k - mu) / sigma + const_c``, so CAM's weights become
+    ``W_kc gamma_k / sigma`` per image and the maps are centred on ``mu``: the map's
+    spatial mean is still ``y_c`` minus a constant, as in the classic GAP + dense head.
+    """
+    if "features" not in result:
+        return None
+    raw = result["features"]
+    features = BACKEND.to_numpy(raw)
+    tolerance = _PRECISION.get(str(getattr(features, "dtype", "")), 1e-4)
+    features = features.astype(np.float32)
+    kernel = BACKEND.to_numpy(result["kernel"]).astype(np.float32)  # (K, C)
+    if "norm_gamma" not in result:
+        return Head(features, kernel.T, tolerance=tolerance)
+    gamma = BACKEND.to_numpy(result["norm_gamma"]).astype(np.float64)
+    epsilon = float(BACKEND.to_numpy(result["norm_epsilon"]))
+    values = features.astype(np.float64)
+    mean = values.mean(axis=1)
+    sigma = np.sqrt(values.var(axis=1) + epsilon)
+    weight = (kernel.T[None] * gamma[None, None, :]) / sigma[:, None, None]
+    return Head(features, weight.astype(np.float32), centre=mean, tolerance=tolerance)
 
 
 def _shape(tensor: Any) -> tuple[int, ...] | None:

@@ -218,8 +218,34 @@ def score(logits: Any, spec: Any) -> Any:
     return ops.sum(logits * (onehot - against))
 
 
-def dense_head(head: Record | None) -> dict[str, Any]:
-    """The dense layer that produced the logits: its input and kernel (empty if none)."""
+def _feature_norm(layer: Any, args: tuple) -> bool:
+    """A ``LayerNormalization`` over the last axis of ``(N, K)`` features (ConvNeXt's head)."""
+    if not isinstance(layer, keras.layers.LayerNormalization) or not args:
+        return False
+    rank = len(args[0].shape)
+    axes = layer.axis if isinstance(layer.axis, (list, tuple)) else [layer.axis]
+    return rank == 2 and [a % rank for a in axes] == [1] and not layer.rms_scaling
+
+
+def dense_head(records: list[Record], head: Record | None) -> dict[str, Any]:
+    """The dense layer that produced the logits, for CAM (empty if none did).
+
+    ``features`` and ``kernel``: the dense layer's input and weights. When a layer norm
+    over the features feeds the dense layer (pooling, layer norm, dense: ConvNeXt), its
+    input is the ``features`` and its scale ``norm_gamma`` (with ``norm_epsilon``) is
+    returned too, to be folded into the weights per image.
+    """
     if head is None or not isinstance(head[0], keras.layers.Dense):
         return {}
-    return {"features": head[1][0], "kernel": ops.convert_to_tensor(head[0].kernel)}
+    features = head[1][0]
+    out = {"kernel": ops.convert_to_tensor(head[0].kernel)}
+    norm = producer(records, features)
+    if norm is not None and _feature_norm(norm[0], norm[1]):
+        layer = norm[0]
+        features = norm[1][0]
+        size = features.shape[-1]
+        gamma = layer.gamma if layer.scale else ops.ones((size,))
+        out["norm_gamma"] = ops.convert_to_tensor(gamma)
+        out["norm_epsilon"] = ops.convert_to_tensor(float(layer.epsilon))
+    out["features"] = features
+    return out

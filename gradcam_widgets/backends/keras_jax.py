@@ -57,7 +57,6 @@ class JaxStep:
         model: keras.Model,
         names: tuple[str, ...],
         n_sets: int,
-        with_head: bool,
         shapes: dict[str, tuple[int, ...]],
     ) -> None:
         self.state = StepState()
@@ -87,7 +86,7 @@ class JaxStep:
                 seen = forward(model, run_model, names, mark)
                 logits = seen.logits.astype(jnp.float32)
                 values = jnp.stack([score(logits, specs[i]) for i in range(n_sets)] or [0.0])
-                head = dense_head(seen.head) if with_head else {}
+                head = dense_head(seen.records, seen.head)
                 aux = (logits, tuple(seen.captured[n] for n in names), head)
                 return values, aux
 

@@ -29,7 +29,7 @@ class Step(Protocol):
     ``specs`` an int64 ``(n_sets, 2, N)`` array (target row, contrast row; see
     :meth:`~gradcam_widgets.backends.base.TargetSet.stacked`), it returns backend
     tensors: ``{"logits", "activations": [...], "gradients": [[...] per set]}`` and,
-    with the head, ``"features"`` and ``"kernel"``.
+    when a ``Dense`` layer produced the logits, its input ``"features"`` and ``"kernel"``.
     """
 
     state: StepState

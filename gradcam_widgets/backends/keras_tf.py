@@ -39,7 +39,6 @@ class TensorFlowStep:
         model: keras.Model,
         names: tuple[str, ...],
         n_sets: int,
-        with_head: bool,
         shapes: dict[str, tuple[int, ...]],
     ) -> None:
         self.state = StepState()
@@ -76,10 +75,7 @@ class TensorFlowStep:
                     [tf.zeros_like(a) if g is None else g for a, g in zip(activations, grads)]
                 )
             out = {"logits": logits, "activations": activations, "gradients": gradients}
-            if with_head:
-                out.update(
-                    {k: tf.identity(v) for k, v in dense_head(seen.head).items()}
-                )
+            out.update({k: tf.identity(v) for k, v in dense_head(seen.records, seen.head).items()})
             return out
 
         self._step = tf.function(step, reduce_retracing=True, autograph=False)

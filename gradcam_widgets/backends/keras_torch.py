@@ -32,14 +32,12 @@ class TorchStep:
         model: keras.Model,
         names: tuple[str, ...],
         n_sets: int,
-        with_head: bool,
         shapes: dict[str, tuple[int, ...]],
     ) -> None:
         self.state = StepState()
         self._model = model
         self._names = names
         self._n_sets = n_sets
-        self._with_head = with_head
         self._shapes = shapes
 
     def __call__(self, batch: np.ndarray, specs: np.ndarray) -> dict[str, Any]:
@@ -84,8 +82,7 @@ class TorchStep:
             "activations": [seen.captured[n].detach() for n in names],
             "gradients": gradients,
         }
-        if self._with_head:
-            out.update({k: v.detach() for k, v in dense_head(seen.head).items()})
+        out.update({k: v.detach() for k, v in dense_head(seen.records, seen.head).items()})
         return out
 
 
