@@ -78,7 +78,7 @@ def test_check_cam_wrong_answers_say_what_is_wrong(cam_case):
 
 @pytest.fixture(scope="module")
 def gap_case():
-    images, _ = gw.data.load_mnist("test")
+    images, _ = gw.datasets.load_mnist("test")
     model = digits.torch_gap_net(seed=0)
     x = digits.to_torch_input(images[:1])
     logits = gw.predict(model, x)[0]
@@ -167,9 +167,9 @@ def test_check_z():
 
 @pytest.fixture(scope="module")
 def lecture_case():
-    images, labels = gw.data.load_mnist("test")
+    images, labels = gw.datasets.load_mnist("test")
     model = digits.torch_lecture_cnn(seed=0)
-    train_images, train_labels = gw.data.load_mnist("train")
+    train_images, train_labels = gw.datasets.load_mnist("train")
     digits.train_torch(model, train_images[:300], train_labels[:300], epochs=1)
     x = digits.to_torch_input(images[:30])
     return model, x, labels[:30]

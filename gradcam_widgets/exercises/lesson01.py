@@ -10,31 +10,9 @@ from typing import Any
 
 import numpy as np
 
-from ..backends import is_tensor, to_numpy
-from . import TODO, Feedback, feedback, is_todo
+from . import TODO, Feedback, as_map, feedback, is_todo, maps_close
 
 __all__ = ["TODO", "check_cam", "check_class_score"]
-
-
-def _close(a: np.ndarray, b: np.ndarray) -> bool:
-    """Equal shapes and values, up to float32 round-off relative to ``b``'s largest value."""
-    if a.shape != b.shape:
-        return False
-    scale = float(np.abs(b).max()) if b.size else 0.0
-    return bool(np.allclose(a, b, rtol=1e-4, atol=1e-4 * scale + 1e-12))
-
-
-def _as_map(answer: Any) -> np.ndarray | None:
-    """The learner's map as a float array, a batch of one squeezed; None if not numeric."""
-    if is_tensor(answer):
-        answer = to_numpy(answer)
-    try:
-        array = np.asarray(answer, dtype=np.float64)
-    except (TypeError, ValueError):
-        return None
-    while array.ndim > 2 and array.shape[0] == 1:
-        array = array[0]
-    return array
 
 
 def check_cam(answer: Any, features: np.ndarray, weights: np.ndarray, target: int) -> Feedback:
@@ -54,7 +32,7 @@ def check_cam(answer: Any, features: np.ndarray, weights: np.ndarray, target: in
         maps = maps[0]
     kernel = np.asarray(weights, dtype=np.float64)
     height, width, channels = maps.shape
-    mine = _as_map(answer)
+    mine = as_map(answer)
     if mine is None:
         return feedback(False, f"expected a numpy array, got {type(answer).__name__}.")
     every_class = maps @ kernel  # (h, w, classes)
@@ -84,20 +62,20 @@ def check_cam(answer: Any, features: np.ndarray, weights: np.ndarray, target: in
         )
     if not np.all(np.isfinite(mine)):
         return feedback(False, "your map contains NaN or infinite values.")
-    if _close(mine, expected):
+    if maps_close(mine, expected):
         return feedback(
             True,
             "this is the class activation map. Its average, plus the dense layer's bias, is "
             "the class score: exercise 2 checks that.",
         )
     for other in range(every_class.shape[-1]):
-        if other != target and _close(mine, every_class[..., other]):
+        if other != target and maps_close(mine, every_class[..., other]):
             return feedback(
                 False,
                 f"this is the map of class {other}. Use the dense weights of class {target}: "
                 "which axis of the kernel indexes the classes?",
             )
-    if expected.min() < 0 and _close(mine, np.maximum(expected, 0.0)):
+    if expected.min() < 0 and maps_close(mine, np.maximum(expected, 0.0)):
         return feedback(
             False,
             "your map has no negative values, but CAM keeps them: there is no ReLU in "
@@ -106,13 +84,13 @@ def check_cam(answer: Any, features: np.ndarray, weights: np.ndarray, target: in
     peak = float(np.abs(expected).max())
     if peak > 0 and float(np.abs(mine).max()) > 0:
         ratio = float(np.abs(mine).max()) / peak
-        if not np.isclose(ratio, 1.0, rtol=1e-3) and _close(mine / ratio, expected):
+        if not np.isclose(ratio, 1.0, rtol=1e-3) and maps_close(mine / ratio, expected):
             return feedback(
                 False,
                 "your map has the right shape but is scaled by a constant. Leave it "
                 "unnormalised and use the weights as they are.",
             )
-    if _close(mine, maps.mean(axis=-1)) or _close(mine, maps.sum(axis=-1)):
+    if maps_close(mine, maps.mean(axis=-1)) or maps_close(mine, maps.sum(axis=-1)):
         return feedback(
             False,
             "you combined the channels without the class's weights: each channel k should "

@@ -11,14 +11,14 @@ from typing import Any
 
 import numpy as np
 
-from . import TODO, Feedback, feedback, is_todo
-from .lesson01 import _as_map, _close
+from ..backends import is_tensor, to_numpy
+from . import TODO, Feedback, as_map, feedback, is_todo, maps_close
 
 __all__ = ["TODO", "check_alpha", "check_gradcam_map", "check_z"]
 
 
 def _one_image(array: Any) -> np.ndarray:
-    values = np.asarray(array.numpy() if hasattr(array, "numpy") else array, dtype=np.float64)
+    values = np.asarray(to_numpy(array) if is_tensor(array) else array, dtype=np.float64)
     if values.ndim == 4:
         if values.shape[0] != 1:
             raise ValueError("the exercise is about one image: pass a batch of one.")
@@ -27,7 +27,7 @@ def _one_image(array: Any) -> np.ndarray:
 
 
 def _as_vector(answer: Any) -> np.ndarray | None:
-    array = _as_map(answer)
+    array = as_map(answer)
     if array is None:
         return None
     while array.ndim > 1 and array.shape[0] == 1:
@@ -68,21 +68,21 @@ def check_alpha(answer: Any, gradients: Any) -> Feedback:
                 f"a single number: you averaged over every axis. Keep the {channels} channels.",
             )
         return feedback(False, f"expected {channels} weights, got shape {mine.shape}.")
-    if _close(mine, expected):
+    if maps_close(mine, expected):
         return feedback(
             True,
             "one weight per channel: how much, on average over the map, the score rises when "
             "that channel's activations rise.",
         )
-    if _close(mine, grads.sum(axis=(0, 1))):
+    if maps_close(mine, grads.sum(axis=(0, 1))):
         return feedback(
             False,
             "right direction, but every weight is too large by the same factor: the formula "
             "has a 1/Z in front of the sum.",
         )
-    if _close(mine, np.abs(grads).mean(axis=(0, 1))):
+    if maps_close(mine, np.abs(grads).mean(axis=(0, 1))):
         return feedback(False, "the sign of a gradient matters: do not take absolute values.")
-    if _close(mine, grads.max(axis=(0, 1))):
+    if maps_close(mine, grads.max(axis=(0, 1))):
         return feedback(False, "the formula averages the gradients; it does not take the maximum.")
     return feedback(
         False,
@@ -104,7 +104,7 @@ def check_gradcam_map(answer: Any, activations: Any, gradients: Any) -> Feedback
     acts = _one_image(activations)
     grads = _one_image(gradients)
     height, width, channels = acts.shape
-    mine = _as_map(answer)
+    mine = as_map(answer)
     if mine is None:
         return feedback(False, f"expected a numpy array, got {type(answer).__name__}.")
     alpha = grads.mean(axis=(0, 1))
@@ -126,9 +126,9 @@ def check_gradcam_map(answer: Any, activations: Any, gradients: Any) -> Feedback
             "your map contains NaN: did you divide by its maximum? An all-zero map has a "
             "maximum of 0. Leave the map unnormalised here.",
         )
-    if _close(mine, expected):
+    if maps_close(mine, expected):
         return feedback(True, "that is L^c = ReLU(sum_k alpha_k^c A^k).")
-    if raw.min() < 0 and _close(mine, raw):
+    if raw.min() < 0 and maps_close(mine, raw):
         return feedback(
             False,
             "your map has negative values: the last step of the formula keeps only the "
@@ -137,15 +137,15 @@ def check_gradcam_map(answer: Any, activations: Any, gradients: Any) -> Feedback
     peak = float(expected.max())
     if peak > 0 and float(mine.max()) > 0:
         ratio = float(mine.max()) / peak
-        if not np.isclose(ratio, 1.0, rtol=1e-3) and _close(mine / ratio, expected):
+        if not np.isclose(ratio, 1.0, rtol=1e-3) and maps_close(mine / ratio, expected):
             return feedback(
                 False,
                 "the right map up to a constant factor: did you normalise it, or sum the "
                 "gradients instead of averaging them? Keep it as the formula gives it.",
             )
-    if _close(mine, np.maximum(acts.sum(axis=-1) * grads.mean(), 0.0)):
+    if maps_close(mine, np.maximum(acts.sum(axis=-1) * grads.mean(), 0.0)):
         return feedback(False, "each channel needs its own weight alpha_k^c.")
-    if _close(mine, np.maximum((acts * grads).sum(axis=-1), 0.0)):
+    if maps_close(mine, np.maximum((acts * grads).sum(axis=-1), 0.0)):
         return feedback(
             False,
             "you multiplied activations and gradients position by position. Grad-CAM first "
