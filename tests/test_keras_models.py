@@ -146,3 +146,51 @@ def test_low_precision_models_give_float32_maps(policy, precision):
     logits = gw.predict(model, x)
     assert logits.dtype == np.float32
     np.testing.assert_allclose(logits, gw.predict(reference, x), atol=precision)
+
+
+# --------------------------------------------------------------------------- traces
+
+
+def _traces(model) -> tuple[int, int]:
+    from gradcam_widgets.backends import keras as adapter
+
+    steps = adapter.steps_of(model).values()
+    return sum(s.state.traces for s in steps), sum(s.state.eager_runs for s in steps)
+
+
+def test_eager_first_calls_then_one_trace_for_every_class_and_contrast():
+    from gradcam_widgets.backends.keras_steps import EAGER_CALLS
+
+    model = _small("float32")
+    x = np.random.default_rng(2).normal(size=(2, 8, 8, 3)).astype(np.float32)
+    names = ["conv1", "conv2"]
+    calls = [
+        {"targets": [0]},
+        {"targets": [[1, 2]], "with_head": True},
+        {"targets": [None], "contrasts": [3]},
+        {"targets": [4]},
+        {"targets": [2], "contrasts": [[0, 1]], "with_head": True},
+    ]
+    results = []
+    for number, kwargs in enumerate(calls, start=1):
+        results.append(gw.explain(model, x, layer=names, **kwargs))
+        assert _traces(model) == (int(number > EAGER_CALLS), min(number, EAGER_CALLS))
+    # Compiled and eager calls agree.
+    again = gw.explain(model, x, [0], names)
+    for name in names:
+        np.testing.assert_allclose(
+            again.maps("gradcam++")[name], results[0].maps("gradcam++")[name], rtol=1e-5
+        )
+    assert _traces(model)[0] == 1
+
+
+def test_explorer_class_and_layer_changes_never_retrace():
+    model = _small("float32")
+    x = np.random.default_rng(3).normal(size=(1, 8, 8, 3)).astype(np.float32)
+    explorer = gw.Explorer(model, x)
+    for cls in (1, 2, 3, 4, 0, 2):
+        explorer.target.value = cls
+        for name in explorer.layer.options:
+            explorer.layer.value = name[1] if isinstance(name, tuple) else name
+    # Two eager passes, then one trace serves every later class (and every layer).
+    assert _traces(model) == (1, 2)

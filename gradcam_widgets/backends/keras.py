@@ -171,7 +171,9 @@ class KerasBackend:
         return None
 
     def describe_layers(self, model: keras.Model, batch: np.ndarray) -> list[LayerInfo]:
-        """Run one eager forward on the first image and record every layer's output.
+        """Run one forward on the first image and record every layer's output shape.
+
+        Eager on TensorFlow and PyTorch, abstract (shapes only) on JAX.
 
         Each layer's input is described too, as ``"name:input"``, accepted by name but
         not listed among the candidates, except the feature map that feeds the head
@@ -189,7 +191,12 @@ class KerasBackend:
             _call(model, batch[:1])
         names = {id(layer): name for name, layer in named_layers(model)}
         first = batch[:1]
-        records = forward(model, lambda: _call(model, first)).records
+        records: list = []
+
+        def record() -> None:
+            records.extend(forward(model, lambda: _call(model, first)).records)
+
+        _steps.run_for_shapes(record)
         head_input = _head_input(records)
         seen: dict[str, list[Any]] = {}
         for index, (layer, args, _, output) in enumerate(records):

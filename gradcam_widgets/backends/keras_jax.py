@@ -49,6 +49,16 @@ def _depends_on_input(closed: Any, input_index: int) -> list[bool]:
     return [not isinstance(v, Literal) and v in tainted for v in jaxpr.outvars]
 
 
+def run_for_shapes(function: Any) -> None:
+    """Run ``function`` abstractly (``jax.eval_shape``): shapes only, nothing computed.
+
+    Eager JAX compiles every operation the first time it sees it, which made one eager
+    pass over a ``keras.applications`` model take tens of seconds; the layer description
+    needs only the shapes and which tensor feeds which layer.
+    """
+    jax.eval_shape(lambda: (function(), 0)[1])
+
+
 class JaxStep:
     """A jit-compiled forward + backward pass (see :class:`~.keras_steps.Step`)."""
 

@@ -7,19 +7,31 @@ from typing import Any, Protocol
 
 import numpy as np
 
+#: Calls of a TensorFlow step run eagerly before it is compiled. Tracing and compiling a
+#: ``keras.applications`` model costs about three to six eager calls (benchmarks/
+#: zoo_keras.py), and a compiled call a small fraction of one. Renting before buying, as
+#: in the ski-rental problem: a model explained once pays one eager call (the first call
+#: is as fast as the Keras example's eager tape), one explained often pays for the
+#: compilation once, on the third call, and then runs compiled. JAX compiles at once:
+#: eager JAX compiles every operation on first sight, which costs more than compiling
+#: the whole step; PyTorch has nothing to compile.
+EAGER_CALLS = 2
+
 
 @dataclass
 class StepState:
-    """What a step learned while it was traced.
+    """What a step learned while it ran.
 
     Attributes:
         missing: feature maps the score turned out not to depend on (no gradient).
-        traces: how often the Python function was traced (compiled steps), or run
-            (eager steps); a test of "no retrace" counts these, never wall time.
+        traces: how often the Python function was traced for compilation; a test of
+            "no retrace" counts these, never wall time.
+        eager_runs: how often the step ran eagerly (see :data:`EAGER_CALLS`).
     """
 
     missing: set[str] = field(default_factory=set)
     traces: int = 0
+    eager_runs: int = 0
 
 
 class Step(Protocol):

@@ -1,8 +1,10 @@
 """The Keras gradient step on TensorFlow: a ``tf.function`` around a GradientTape.
 
-The forward and the gradients are traced once per (model, layers, number of target
-sets) and cached by the adapter; ``tf.function`` itself retraces only for a new input
-shape. Three choices keep the one trace cheap:
+The same Python function runs eagerly for the first calls (a first call costs what the
+Keras example's eager tape costs) and is then traced by ``tf.function`` (see
+:data:`~.keras_steps.EAGER_CALLS`): once per (model, layers, number of target sets), as
+the adapter caches the step, and again only for a new input shape. Three choices keep
+the one trace cheap:
 
 - ``autograph=False``: the step has no data-dependent Python control flow, and
   AutoGraph's source conversion of every Keras ``call`` cost seconds per model;
@@ -25,10 +27,15 @@ import numpy as np
 import tensorflow as tf
 
 from .keras_forward import dense_head, forward, score
-from .keras_steps import StepState
+from .keras_steps import EAGER_CALLS, StepState
 
 #: Errors TensorFlow raises for inputs that do not fit the model.
 RUN_ERRORS: tuple[type[BaseException], ...] = (tf.errors.InvalidArgumentError,)
+
+
+def run_for_shapes(function: Any) -> None:
+    """Run ``function`` for the shapes it sees: eagerly (cheaper than a TensorFlow trace)."""
+    function()
 
 
 class TensorFlowStep:
@@ -45,7 +52,10 @@ class TensorFlowStep:
         state = self.state
 
         def step(batch: tf.Tensor, specs: tf.Tensor) -> dict[str, Any]:
-            state.traces += 1
+            if tf.executing_eagerly():
+                state.eager_runs += 1
+            else:
+                state.traces += 1
             with tf.GradientTape(
                 persistent=n_sets > 1, watch_accessed_variables=False
             ) as tape:
@@ -78,12 +88,18 @@ class TensorFlowStep:
             out.update({k: tf.identity(v) for k, v in dense_head(seen.records, seen.head).items()})
             return out
 
-        self._step = tf.function(step, reduce_retracing=True, autograph=False)
+        self._eager = step
+        self._compiled = tf.function(step, reduce_retracing=True, autograph=False)
+        self._calls = 0
 
     def __call__(self, batch: np.ndarray, specs: np.ndarray) -> dict[str, Any]:
-        """Run the traced pass (tracing it first if the input shape is new)."""
+        """Run the pass: eagerly for the first calls, then traced (see ``EAGER_CALLS``)."""
+        self._calls += 1
+        args = (tf.convert_to_tensor(batch), tf.convert_to_tensor(specs, tf.int64))
+        if self._calls <= EAGER_CALLS:
+            return self._eager(*args)
         with _quiet_retracing():
-            return self._step(tf.convert_to_tensor(batch), tf.convert_to_tensor(specs, tf.int64))
+            return self._compiled(*args)
 
 
 @contextlib.contextmanager

@@ -24,6 +24,12 @@ from .keras_steps import StepState
 RUN_ERRORS: tuple[type[BaseException], ...] = (RuntimeError,)
 
 
+def run_for_shapes(function: Any) -> None:
+    """Run ``function`` for the shapes it sees: eagerly, without recording gradients."""
+    with torch.no_grad():
+        function()
+
+
 class TorchStep:
     """An eager forward + backward pass (see :class:`~.keras_steps.Step`)."""
 
