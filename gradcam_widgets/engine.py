@@ -29,6 +29,7 @@ __all__ = [
     "Explanation",
     "cam",
     "candidate_layers",
+    "default_layer",
     "explain",
     "gradcam",
     "gradcam_multi",
@@ -96,6 +97,19 @@ def candidate_layers(model: Any, inputs: Any = None) -> list[str]:
     """
     _, _, infos = _layer_infos(model, inputs)
     return [info.name for info in infos if info.is_candidate]
+
+
+def default_layer(model: Any, inputs: Any = None) -> str:
+    """The layer ``gradcam(..., layer=None)`` explains: see ``_default_layer``.
+
+    The last candidate layer, except on a vision transformer whose head reads the class
+    token: there the last token layer the score depends on (the last block's first
+    norm), since later layers' maps are zero by construction. Front-ends (a layer
+    slider) can start there.
+    """
+    backend, batch, infos = _layer_infos(model, inputs)
+    (name,) = _resolve_layers(backend, model, None, infos, batch=batch)
+    return name
 
 
 def _listing(names: Sequence[str]) -> str:
@@ -566,8 +580,7 @@ def predict(model: Any, inputs: Any) -> np.ndarray:
     Works for any classifier, with or without a spatial layer (an MLP too).
     """
     backend = backend_for(model)
-    batch = backend.prepare(model, inputs)
-    return backend.capture(model, batch, [], [], with_gradients=False).logits
+    return backend.logits(model, backend.prepare(model, inputs))
 
 
 def cam(

@@ -137,6 +137,8 @@ def test_vit_default_layer_is_the_last_blocks_first_norm():
     model, x = TinyViT().eval(), _images(2, 32, 32)
     result = gw.explain(model, x)
     assert result.layers == ["blocks.1.norm1"]
+    assert gw.engine.default_layer(model, x) == "blocks.1.norm1"
+    assert gw.candidate_layers(model, x)[-1] == "norm"
     after = gw.explain(model, x, layer=["blocks.1.attn", "blocks.1", "norm"])
     for name, gradient in after.gradients[0].items():
         assert not gradient.any(), name  # exactly zero: the reason for the default

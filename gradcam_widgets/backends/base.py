@@ -216,6 +216,12 @@ class Backend(Protocol):
     def layer_name(self, model: Any, layer: Any) -> str | None:
         """The engine's name of a layer object of ``model``, or None if it is not one."""
 
+    def logits(self, model: Any, batch: Any) -> np.ndarray:
+        """Pre-softmax scores ``(N, C)``: one plain forward, no gradients, no probe.
+
+        Works for any classifier, with or without a spatial layer.
+        """
+
     def capture(
         self,
         model: Any,

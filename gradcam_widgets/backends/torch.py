@@ -233,6 +233,27 @@ class TorchBackend:
         return next((name for name, m in model.named_modules() if m is layer), None)
 
     @staticmethod
+    def logits(model: nn.Module, batch: torch.Tensor) -> np.ndarray:
+        """One no-grad forward in eval mode; a final ``nn.Softmax`` is read through."""
+        softmax_io: dict[int, torch.Tensor] = {}
+
+        def hook(module: nn.Module, args: Any, output: torch.Tensor) -> None:
+            softmax_io[id(output)] = args[0]
+
+        softmaxes = [m for m in model.modules() if isinstance(m, _SOFTMAXES)]
+        handles = [m.register_forward_hook(hook) for m in softmaxes]
+        with _hooks(handles), _eval_mode(model), torch.no_grad():
+            output = _run(model, batch)
+            if not isinstance(output, torch.Tensor):
+                raise ValueError(
+                    f"the model returned {type(output).__name__}; the engine needs a model "
+                    "that returns one (N, classes) tensor. Wrap it to pick that output."
+                )
+            logits = softmax_io.get(id(output), output)
+            check_logits_shape(tuple(logits.shape))
+            return _numpy(logits)
+
+    @staticmethod
     def weighted_layers(model: nn.Module) -> list[str]:
         """Modules with parameters of their own, in registration order."""
         return [
