@@ -6,16 +6,22 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 NOTEBOOKS := notebooks
+# The tested version of every package (torch==2.13.0: the CPU build on these machines).
+CONSTRAINTS := constraints/linux-cpu.txt
 
-.PHONY: venv lab test test-fast lint bench clean
+.PHONY: venv lab test test-fast lint bench clean constraints
 
-# Re-installs only when pyproject.toml changes; the stamp makes `make venv` idempotent.
-$(STAMP): pyproject.toml binder/overrides.json
+# Re-installs only when one of these files changes; the stamp makes `make venv` idempotent.
+# The two settings files are Binder's too (binder/postBuild installs them the same way):
+# JupyterLab shuts a lesson's kernel down when its tab closes, and the server culls
+# kernels left idle with no tab, so a whole course fits Binder's 2 GB.
+$(STAMP): pyproject.toml $(CONSTRAINTS) binder/overrides.json binder/jupyter_server_config.json
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[torch,tensorflow,dev]'
-	mkdir -p $(VENV)/share/jupyter/lab/settings
+	$(BIN)/python -m pip install --quiet -e '.[torch,tensorflow,lab,dev]' -c $(CONSTRAINTS)
+	mkdir -p $(VENV)/share/jupyter/lab/settings $(VENV)/etc/jupyter/jupyter_server_config.d
 	cp binder/overrides.json $(VENV)/share/jupyter/lab/settings/overrides.json
+	cp binder/jupyter_server_config.json $(VENV)/etc/jupyter/jupyter_server_config.d/gradcam-widgets.json
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -30,7 +36,7 @@ test: venv
 	$(BIN)/python -m pytest tests $(NOTEBOOKS) --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg
 
 test-fast: venv
-	$(BIN)/python -m pytest tests -m "not browser"
+	$(BIN)/python -m pytest tests -m "not browser and not slow"
 
 lint: venv
 	$(BIN)/ruff check gradcam_widgets tests benchmarks
@@ -38,10 +44,14 @@ lint: venv
 # The anchors compared against: tf-keras-vis, and pytorch-grad-cam without its
 # torchvision/OpenCV dependencies (benchmarks/engine.py explains why).
 bench: venv
-	$(BIN)/python -m pip install --quiet tf-keras-vis
+	$(BIN)/python -m pip install --quiet tf-keras-vis -c $(CONSTRAINTS)
 	$(BIN)/python -m pip install --quiet --no-deps grad-cam ttach
 	$(BIN)/python benchmarks/engine.py
 	$(BIN)/python benchmarks/engine_keras.py
+
+# Re-pin constraints/linux-cpu.txt to pip's current resolution (then run make test).
+constraints:
+	$(PYTHON) constraints/update.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -9,6 +9,7 @@ neither torch nor TensorFlow::
     maps = gw.gradcam(model, inputs, target=281)  # float32 (N, h, w)
     picture = gw.overlay(image, maps[0], alpha=0.4)
     gw.Explorer(model, inputs, image=image)       # sliders for layer, class, alpha
+    gw.METHODS                                    # "gradcam", "gradcam++", "hirescam", "cam"
 """
 
 from __future__ import annotations
@@ -19,37 +20,57 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "candidate_layers": "methods",
-    "gradcam": "methods",
-    "gradcam_multi": "methods",
-    "cam": "methods",
-    "predict": "methods",
+    "candidate_layers": "engine",
+    "gradcam": "engine",
+    "gradcam_multi": "engine",
+    "explain": "engine",
+    "Explanation": "engine",
+    "cam": "engine",
+    "predict": "engine",
+    "METHODS": "methods",
+    "Method": "methods",
+    "register_method": "methods",
+    "clear_caches": "backends",
     "overlay": "render",
     "Explorer": "explorer",
     "data": None,
     "zoo": None,
     "figures": None,
     "exercises": None,
+    "engine": None,
+    "methods": None,
+    "saliency": None,
 }
 
 __all__ = [
+    "METHODS",
+    "Explanation",
     "Explorer",
+    "Method",
     "cam",
     "candidate_layers",
+    "clear_caches",
     "data",
+    "engine",
     "exercises",
+    "explain",
     "figures",
     "gradcam",
     "gradcam_multi",
+    "methods",
+    "register_method",
     "overlay",
     "predict",
+    "saliency",
     "zoo",
 ]
 
 if TYPE_CHECKING:  # pragma: no cover
-    from . import data, exercises, figures, zoo
+    from . import data, engine, exercises, figures, methods, saliency, zoo
+    from .backends import clear_caches
+    from .engine import Explanation, cam, candidate_layers, explain, gradcam, gradcam_multi, predict
     from .explorer import Explorer
-    from .methods import cam, candidate_layers, gradcam, gradcam_multi, predict
+    from .methods import METHODS, Method, register_method
     from .render import overlay
 
 

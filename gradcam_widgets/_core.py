@@ -8,12 +8,9 @@ element-wise product); the weighted sum and the ReLU are shared.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 
 __all__ = [
-    "METHODS",
     "gradcam_weights",
     "gradcam_plus_plus_weights",
     "weighted_sum",
@@ -95,23 +92,6 @@ def hirescam_map(activations: np.ndarray, gradients: np.ndarray) -> np.ndarray:
         float32 ``(N, h, w)``.
     """
     return np.maximum((gradients * activations).sum(axis=1), 0.0).astype(np.float32)
-
-
-def _weighted_method(
-    weigh: Callable[[np.ndarray, np.ndarray], np.ndarray],
-) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
-    def method(activations: np.ndarray, gradients: np.ndarray) -> np.ndarray:
-        return weighted_sum(activations, weigh(activations, gradients))
-
-    return method
-
-
-#: Map from method name to ``f(activations, gradients) -> (N, h, w)``.
-METHODS: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
-    "gradcam": _weighted_method(gradcam_weights),
-    "gradcam++": _weighted_method(gradcam_plus_plus_weights),
-    "hirescam": hirescam_map,
-}
 
 
 def class_activation_map(activations: np.ndarray, class_weights: np.ndarray) -> np.ndarray:

@@ -7,12 +7,12 @@ JavaScript), so it runs wherever ipywidgets 8 does and can be tested by setting
 
 Why it is fast: the model runs as little as the maths allows.
 
-* Probabilities come from one call to :func:`~gradcam_widgets.methods.predict`.
+* Probabilities come from one call to :func:`~gradcam_widgets.engine.predict`.
 * For a class, the maps of *every* layer on the slider come from one engine call (one
   forward and one backward pass) and are cached per (class, method), so moving the layer
   slider is a lookup and a class seen before costs nothing. Classes are computed when
   first chosen, not all top-k at start: on EfficientNet-Lite0 most of a call is the
-  backward pass, so :func:`~gradcam_widgets.methods.gradcam_multi` for five classes costs
+  backward pass, so :func:`~gradcam_widgets.engine.gradcam_multi` for five classes costs
   about three single calls, and the first picture would wait for all of them.
 * Alpha and colormap changes never call the model: the map, resized to the picture and
   normalised, is cached, and only the blend and the PNG encoding are redone.
@@ -32,9 +32,9 @@ import numpy as np
 from matplotlib import colormaps
 from PIL import Image as PILImage
 
-from . import methods, render
+from . import engine, render
 from ._core import normalize
-from .backends import backend_for
+from .backends import backend_for, to_numpy
 
 __all__ = ["Explorer", "COLORMAPS", "METHOD_LABELS", "image_from_inputs"]
 
@@ -53,9 +53,7 @@ _CACHE_SIZE = 64  # coloured maps kept (about 0.3 MB each at 320 x 213)
 
 def _as_numpy(batch: Any) -> np.ndarray:
     """A framework tensor or array as numpy (never imports a framework)."""
-    if hasattr(batch, "detach"):  # torch
-        batch = batch.detach().cpu().numpy()
-    return np.asarray(batch)
+    return to_numpy(batch)
 
 
 def image_from_inputs(inputs: Any, channels_first: bool) -> np.ndarray:
@@ -218,12 +216,12 @@ class Explorer(widgets.VBox):
         self._inputs = batch
         names = list(dict.fromkeys(layers)) if layers is not None else None
         if names is None:
-            names = methods.candidate_layers(model, batch)
+            names = engine.candidate_layers(model, batch)
         if not names:
             raise ValueError("no layer to explore: give layers=[...] with at least one name.")
         self.layers: list[str] = names
 
-        logits = methods.predict(model, batch)[0]
+        logits = engine.predict(model, batch)[0]
         self.scores: np.ndarray = logits
         self.probabilities: np.ndarray = _softmax(logits)
         self.class_names: list[str] = _class_names(class_names, len(logits))
@@ -231,7 +229,7 @@ class Explorer(widgets.VBox):
         self.top_classes: list[int] = [int(c) for c in order[: max(1, min(top_k, len(order)))]]
 
         if image is None:
-            image = image_from_inputs(batch, channels_first=backend.name == "torch")
+            image = image_from_inputs(batch, channels_first=not backend.channels_last)
         self._rgb, self._scale = _fit_for_display(render.as_rgb_uint8(image))
         self._rgb_float = self._rgb.astype(np.float32)
         self._blank_png = _encode_png(np.full_like(self._rgb, 235), self._scale)
@@ -365,7 +363,7 @@ class Explorer(widgets.VBox):
         """The layer CAM works at (the explorer's last layer), or None; tried once."""
         layer = self.layers[-1]
         try:
-            cam_map = methods.cam(model, batch, target=self.top_classes[0], layer=layer)
+            cam_map = engine.cam(model, batch, target=self.top_classes[0], layer=layer)
         except (ValueError, TypeError):
             return None
         self._maps[(self.top_classes[0], "cam")] = {layer: cam_map[0]}
@@ -377,10 +375,10 @@ class Explorer(widgets.VBox):
         if key not in self._maps:
             self.engine_calls += 1
             if method == "cam":
-                cam_map = methods.cam(self._model, self._inputs, target=cls, layer=self.cam_layer)
+                cam_map = engine.cam(self._model, self._inputs, target=cls, layer=self.cam_layer)
                 self._maps[key] = {self.cam_layer: cam_map[0]}
             else:
-                maps = methods.gradcam(self._model, self._inputs, target=cls, layer=self.layers)
+                maps = engine.gradcam(self._model, self._inputs, target=cls, layer=self.layers)
                 self._maps[key] = {name: m[0] for name, m in maps.items()}
         return self._maps[key]
 

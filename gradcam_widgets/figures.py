@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
-from . import methods, render
+from . import engine, render
 from .backends import backend_for
 from .explorer import _class_names, _percent, _softmax, image_from_inputs
 
@@ -59,7 +59,7 @@ def _pictures(model: Any, inputs: Any, images: Any, count: int) -> list[np.ndarr
         return [render.as_rgb_uint8(p) for p in pictures]
     backend = backend_for(model)
     batch = backend.prepare(model, inputs)
-    channels_first = backend.name == "torch"
+    channels_first = not backend.channels_last
     return [
         render.as_rgb_uint8(image_from_inputs(batch[i : i + 1], channels_first))
         for i in range(count)
@@ -98,7 +98,7 @@ def _label(cls: int, names: list[str], probabilities: np.ndarray) -> str:
 
 
 def _scores(model: Any, inputs: Any, class_names: Names) -> tuple[np.ndarray, list[str]]:
-    logits = methods.predict(model, inputs)
+    logits = engine.predict(model, inputs)
     probabilities = np.stack([_softmax(row) for row in logits])
     return probabilities, _class_names(class_names, logits.shape[1])
 
@@ -136,8 +136,8 @@ def layer_grid(
     """
     probabilities, names = _scores(model, inputs, class_names)
     cls = int(probabilities[0].argmax()) if target is None else int(target)
-    layers = list(layers) if layers is not None else methods.candidate_layers(model, inputs)
-    maps = methods.gradcam(model, inputs, target=cls, layer=layers)
+    layers = list(layers) if layers is not None else engine.candidate_layers(model, inputs)
+    maps = engine.gradcam(model, inputs, target=cls, layer=layers)
     picture = _pictures(model, inputs, None if image is None else [image], 1)[0]
     figure, axes = _panels(1 + len(layers), columns, panel_size, picture)
     axes[0].imshow(picture)
@@ -190,7 +190,7 @@ def class_grid(
     if targets is None:
         targets = [int(c) for c in np.argsort(-probabilities[0], kind="stable")[:top_k]]
     targets = [int(t) for t in targets]
-    per_class = methods.gradcam_multi(model, inputs, targets, layer)
+    per_class = engine.gradcam_multi(model, inputs, targets, layer)
     layer_name = next(iter(per_class[0]))
     picture = _pictures(model, inputs, None if image is None else [image], 1)[0]
     figure, axes = _panels(1 + len(targets), columns, panel_size, picture)
@@ -248,11 +248,11 @@ def image_grid(
     else:
         classes = np.asarray(list(target), dtype=int)
     if layers is None:
-        layers = [methods.candidate_layers(model, inputs)[-1]]
+        layers = [engine.candidate_layers(model, inputs)[-1]]
     elif isinstance(layers, str):
         layers = [layers]
     layers = list(layers)
-    maps = methods.gradcam(model, inputs, target=[int(c) for c in classes], layer=layers)
+    maps = engine.gradcam(model, inputs, target=[int(c) for c in classes], layer=layers)
     pictures = _pictures(model, inputs, images, count)
     if row_labels is not None and len(row_labels) != count:
         raise ValueError(f"got {len(row_labels)} row labels for {count} images.")

@@ -291,7 +291,7 @@ def cascading_randomization(
     _check_model(model)
     order = list(reversed(weighted_layers(model))) if layers is None else list(layers)
     if explain is None:
-        from .methods import gradcam, predict
+        from .engine import gradcam, predict
 
         if target is None:
             target = [int(c) for c in predict(model, inputs).argmax(axis=1)]

@@ -338,7 +338,7 @@ def test_error_in_a_callback_is_shown_in_the_widget(ex, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("the engine broke on purpose")
 
-    monkeypatch.setattr(gw.methods, "gradcam", broken)
+    monkeypatch.setattr(gw.engine, "gradcam", broken)
     view = ex.view.value
     new = next(c for c in range(6) if c not in ex.top_classes)
     ex.target.value = new  # must not raise: the error goes to the widget

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import weakref
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
 #: Marks "this image's own top class" in a resolved target array.
 TOP_CLASS = -1
+#: Marks "no contrast class" in a contrast array.
+NO_CONTRAST = -1
+
+#: A user's ``reshape=`` callable: the layer's output (a framework tensor) -> a feature map
+#: in the model's own layout (torch ``(N, C, h, w)``, Keras ``(N, h, w, C)``).
+Reshape = Callable[[Any], Any]
 
 
 @dataclass(frozen=True)
@@ -55,6 +62,26 @@ class Head:
     weight: np.ndarray
 
 
+@dataclass(frozen=True)
+class TargetSet:
+    """One score to differentiate: ``y^target - y^contrast`` for each image.
+
+    Attributes:
+        classes: ``(N,)`` class indices, ``TOP_CLASS`` for the image's own top class.
+        contrast: ``(N,)`` class indices subtracted, or ``None`` for no contrast.
+    """
+
+    classes: np.ndarray
+    contrast: np.ndarray | None = None
+
+    def stacked(self) -> np.ndarray:
+        """``(2, N)``: the classes, then the contrast (``NO_CONTRAST`` where there is none)."""
+        contrast = self.contrast
+        if contrast is None:
+            contrast = np.full_like(self.classes, NO_CONTRAST)
+        return np.stack([self.classes, contrast]).astype(np.int64)
+
+
 @dataclass
 class Capture:
     """What one forward (and backward) pass returns, as numpy, channels first.
@@ -65,6 +92,7 @@ class Capture:
         targets: one resolved ``(N,)`` class array per requested target set.
         gradients: one dict per target set, layer name -> ``(N, K, h, w)``.
         head: the final dense layer, when asked for.
+        contrasts: one resolved ``(N,)`` contrast array (or None) per target set.
     """
 
     logits: np.ndarray
@@ -72,12 +100,58 @@ class Capture:
     targets: list[np.ndarray]
     gradients: list[dict[str, np.ndarray]] = field(default_factory=list)
     head: Head | None = None
+    contrasts: list[np.ndarray | None] = field(default_factory=list)
+
+
+class LayerCache:
+    """Per-model layer descriptions, held weakly so that models can be freed.
+
+    The one place where backends keep what a shape probe found; :meth:`clear` forgets a
+    model (after its architecture changed in place) or everything.
+    """
+
+    _all: ClassVar[list[LayerCache]] = []
+
+    def __init__(self) -> None:
+        self._store: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        LayerCache._all.append(self)
+
+    def get(self, model: Any, key: Any) -> list[LayerInfo] | None:
+        """The cached description of ``model`` for ``key``, or None."""
+        return self._store.get(model, {}).get(key)
+
+    def put(self, model: Any, key: Any, infos: list[LayerInfo]) -> None:
+        """Remember ``infos`` for ``model`` and ``key``."""
+        self._store.setdefault(model, {})[key] = infos
+
+    def forget(self, model: Any | None = None) -> None:
+        """Forget ``model``, or every model when None."""
+        if model is None:
+            self._store.clear()
+        else:
+            self._store.pop(model, None)
+
+    @classmethod
+    def clear_all(cls, model: Any | None = None) -> None:
+        """Forget ``model`` (or everything) in every backend's cache."""
+        for cache in cls._all:
+            cache.forget(model)
 
 
 class Backend(Protocol):
-    """One adapter per framework; the engine talks only to this."""
+    """One adapter per framework; the engine and the package talk only to this.
+
+    Attributes:
+        name: the framework's name, for messages.
+        channels_last: the model's own image layout is ``(N, H, W, C)`` (Keras) rather
+            than ``(N, C, H, W)`` (torch).
+    """
 
     name: str
+    channels_last: bool
+
+    def to_numpy(self, tensor: Any) -> np.ndarray:
+        """A tensor of this framework as a numpy array (bfloat16 as float32)."""
 
     def prepare(self, model: Any, inputs: Any) -> Any:
         """Check ``inputs`` against ``model`` and return a batch tensor."""
@@ -85,17 +159,35 @@ class Backend(Protocol):
     def describe_layers(self, model: Any, batch: Any) -> list[LayerInfo]:
         """Every named layer, in the order its forward call finished."""
 
+    def layer_name(self, model: Any, layer: Any) -> str | None:
+        """The engine's name of a layer object of ``model``, or None if it is not one."""
+
     def capture(
         self,
         model: Any,
         batch: Any,
         layers: Sequence[str],
-        targets: Sequence[np.ndarray],
+        targets: Sequence[TargetSet],
         *,
         with_gradients: bool = True,
         with_head: bool = False,
+        reshape: Reshape | None = None,
     ) -> Capture:
-        """Run the model once, returning activations and, per target set, gradients."""
+        """Run the model once, returning activations and, per target set, gradients.
+
+        ``layers`` may be empty: then only the logits are computed.
+        """
+
+    def weighted_layers(self, model: Any) -> list[str]:
+        """Names of the layers that hold weights of their own, input to output."""
+
+    def randomized_copy(
+        self,
+        model: Any,
+        layers: Sequence[str],
+        randomize: Callable[[np.ndarray], np.ndarray],
+    ) -> Any:
+        """A copy of ``model`` whose named layers' weights are ``randomize(weights)``."""
 
 
 def validate_pixels(array: np.ndarray) -> None:
@@ -109,35 +201,40 @@ def validate_pixels(array: np.ndarray) -> None:
         )
 
 
-def normalize_target_spec(target: Any, batch_size: int) -> np.ndarray:
+def normalize_target_spec(target: Any, batch_size: int, *, what: str = "target") -> np.ndarray:
     """Turn the public ``target`` argument into an ``(N,)`` int array.
 
-    ``None`` becomes ``TOP_CLASS`` for every image, an int is repeated, a sequence must
-    hold one int per image.
+    ``None`` becomes ``TOP_CLASS`` for every image, an int (or a 0-d integer array) is
+    repeated, a sequence or 1-d integer array must hold one int per image. Framework
+    tensors are turned into numpy arrays by the caller.
     """
     if target is None:
         return np.full(batch_size, TOP_CLASS, dtype=np.int64)
     if isinstance(target, (bool, np.bool_)):
-        raise TypeError("target must be None, a class index or a list of class indices.")
+        raise TypeError(f"{what} must be None, a class index or a list of class indices.")
+    if isinstance(target, np.ndarray) and target.ndim == 0:
+        if not np.issubdtype(target.dtype, np.integer):
+            raise TypeError(f"{what} is a {target.dtype} scalar: give an integer class index.")
+        target = int(target)
     if isinstance(target, (int, np.integer)):
         if target < 0:
-            raise ValueError(f"target {target} is negative: class indices start at 0.")
+            raise ValueError(f"{what} {target} is negative: class indices start at 0.")
         return np.full(batch_size, int(target), dtype=np.int64)
     try:
         values = np.asarray(list(target))
     except TypeError:
         raise TypeError(
-            f"target must be None, an int or a sequence of ints, not {type(target).__name__}."
+            f"{what} must be None, an int or a sequence of ints, not {type(target).__name__}."
         ) from None
     if values.ndim != 1 or not np.issubdtype(values.dtype, np.integer):
-        raise TypeError("target must be None, an int or a sequence of ints (one per image).")
+        raise TypeError(f"{what} must be None, an int or a sequence of ints (one per image).")
     if len(values) != batch_size:
         raise ValueError(
-            f"target has {len(values)} classes for a batch of {batch_size} images: give one "
+            f"{what} has {len(values)} classes for a batch of {batch_size} images: give one "
             "class per image, a single int for all, or None for each image's top class."
         )
     if np.any(values < 0):
-        raise ValueError("target holds a negative class index: class indices start at 0.")
+        raise ValueError(f"{what} holds a negative class index: class indices start at 0.")
     return values.astype(np.int64)
 
 
@@ -152,6 +249,28 @@ def resolve_targets(spec: np.ndarray, logits: np.ndarray) -> np.ndarray:
             f"(valid indices 0..{num_classes - 1})."
         )
     return resolved
+
+
+def resolve_target_set(
+    target_set: TargetSet, logits: np.ndarray
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """The resolved classes and contrast of one target set, range-checked.
+
+    Raises:
+        ValueError: a class out of range, or a contrast equal to the class it is compared
+            with (the difference of a score with itself is zero everywhere).
+    """
+    classes = resolve_targets(target_set.classes, logits)
+    if target_set.contrast is None:
+        return classes, None
+    contrast = resolve_targets(target_set.contrast, logits)
+    same = np.flatnonzero(contrast == classes)
+    if same.size:
+        raise ValueError(
+            f"image {int(same[0])}: contrast class {int(contrast[same[0]])} is the target class "
+            "itself, so y^target - y^contrast is zero: choose another contrast class."
+        )
+    return classes, contrast
 
 
 def check_logits_shape(shape: tuple[int, ...]) -> None:

@@ -22,21 +22,39 @@ from typing import Any
 
 import keras
 import numpy as np
-import tensorflow as tf
 
-from .base import (
+if keras.backend.backend() != "tensorflow":
+    raise TypeError(
+        "gradcam_widgets supports Keras 3 with the TensorFlow backend; set "
+        "KERAS_BACKEND=tensorflow before importing keras."
+    )
+
+import tensorflow as tf  # noqa: E402
+
+from .base import (  # noqa: E402
     Capture,
     Head,
+    LayerCache,
     LayerInfo,
+    Reshape,
+    TargetSet,
     check_logits_shape,
-    resolve_targets,
+    resolve_target_set,
     validate_pixels,
 )
 
 # model -> {(layers, number of target sets, head?): tf.function}
 _STEP_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 # model -> {(input shape, dtype): [LayerInfo]}
-_LAYER_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_LAYER_CACHE = LayerCache()
+
+
+def forget_model(model: Any | None = None) -> None:
+    """Drop the compiled steps of ``model`` (or of every model)."""
+    if model is None:
+        _STEP_CACHE.clear()
+    else:
+        _STEP_CACHE.pop(model, None)
 
 _Record = tuple[keras.layers.Layer, tuple, dict, Any]
 
@@ -167,6 +185,48 @@ class KerasBackend:
     """Grad-CAM plumbing for ``keras.Model`` (Keras 3, TensorFlow backend)."""
 
     name = "keras"
+    channels_last = True
+
+    @staticmethod
+    def to_numpy(tensor: Any) -> np.ndarray:
+        """A backend tensor (or Keras variable) as a numpy array."""
+        return np.asarray(keras.ops.convert_to_numpy(tensor))
+
+    @staticmethod
+    def layer_name(model: keras.Model, layer: Any) -> str | None:
+        """The engine's ``outer/inner`` name of the layer object ``layer``, or None."""
+        return next((name for name, found in named_layers(model) if found is layer), None)
+
+    @staticmethod
+    def weighted_layers(model: keras.Model) -> list[str]:
+        """Layers with weights (nested models' layers as ``outer/inner``), in layer order."""
+        return [
+            name
+            for name, layer in named_layers(model)
+            if layer.weights and not isinstance(layer, keras.Model)
+        ]
+
+    @staticmethod
+    def randomized_copy(
+        model: keras.Model,
+        layers: Sequence[str],
+        randomize: Callable[[np.ndarray], np.ndarray],
+    ) -> keras.Model:
+        """A ``clone_model`` copy with the trained weights, the named layers randomised."""
+        try:
+            clone = keras.models.clone_model(model, recursive=True)
+        except TypeError as error:
+            raise TypeError(
+                "this Keras model cannot be copied with keras.models.clone_model (a "
+                "subclassed model needs get_config and from_config). Randomise a Sequential "
+                f"or Functional model instead. Keras said: {str(error).splitlines()[0]}"
+            ) from error
+        clone.set_weights(model.get_weights())
+        by_name = dict(named_layers(clone))
+        for name in layers:
+            layer = by_name[name]
+            layer.set_weights([randomize(np.asarray(w)) for w in layer.get_weights()])
+        return clone
 
     def prepare(self, model: keras.Model, inputs: Any) -> tf.Tensor:
         """Return a float32 batch; add a batch axis to a single image; check channels."""
@@ -216,7 +276,7 @@ class KerasBackend:
     def describe_layers(self, model: keras.Model, batch: tf.Tensor) -> list[LayerInfo]:
         """Run one eager forward on the first image and record every layer's output."""
         key = (tuple(batch.shape[1:]), batch.dtype.name)
-        cached = _LAYER_CACHE.get(model, {}).get(key)
+        cached = _LAYER_CACHE.get(model, key)
         if cached is not None:
             return cached
         if not model.built:
@@ -237,7 +297,7 @@ class KerasBackend:
         for name, (shape, calls) in seen.items():
             spatial = (shape[1], shape[2]) if shape is not None and len(shape) == 4 else None
             infos.append(LayerInfo(name, shape, spatial, calls))
-        _LAYER_CACHE.setdefault(model, {})[key] = infos
+        _LAYER_CACHE.put(model, key, infos)
         return infos
 
     def capture(
@@ -245,23 +305,33 @@ class KerasBackend:
         model: keras.Model,
         batch: tf.Tensor,
         layers: Sequence[str],
-        targets: Sequence[np.ndarray],
+        targets: Sequence[TargetSet],
         *,
         with_gradients: bool = True,
         with_head: bool = False,
+        reshape: Reshape | None = None,
     ) -> Capture:
         """One compiled forward + gradient pass for every layer and target set."""
         layers = tuple(layers)
-        n_sets = len(targets) if with_gradients else 0
-        step = self._step(model, layers, n_sets, with_head)
-        specs = tf.convert_to_tensor(np.stack(targets) if n_sets else np.zeros((0, 1)), tf.int64)
+        n_sets = len(targets) if with_gradients and layers else 0
+        step, missing = self._step(model, layers, n_sets, with_head)
+        stacked = [spec.stacked() for spec in targets[:n_sets]]
+        size = int(batch.shape[0])
+        specs = tf.convert_to_tensor(
+            np.stack(stacked) if n_sets else np.zeros((0, 2, size)), tf.int64
+        )
         with _quiet_retracing():
             result = step(batch, specs)
         logits = result["logits"].numpy().astype(np.float32)
         check_logits_shape(logits.shape)
-        resolved = [resolve_targets(spec, logits) for spec in targets]
+        resolved = [resolve_target_set(spec, logits) for spec in targets]
+        if missing:
+            raise ValueError(
+                f"no gradient reached the output of {sorted(missing)}: the class score "
+                "does not depend on it. Choose another layer."
+            )
         gradients = [
-            {name: _channels_first(g) for name, g in zip(layers, grads, strict=True)}
+            {name: _channels_first(g, reshape) for name, g in zip(layers, grads, strict=True)}
             for grads in result["gradients"]
         ]
         head = None
@@ -270,23 +340,27 @@ class KerasBackend:
         return Capture(
             logits=logits,
             activations={
-                name: _channels_first(a)
+                name: _channels_first(a, reshape)
                 for name, a in zip(layers, result["activations"], strict=True)
             },
-            targets=resolved,
+            targets=[classes for classes, _ in resolved],
             gradients=gradients,
             head=head,
+            contrasts=[contrast for _, contrast in resolved],
         )
 
     def _step(
         self, model: keras.Model, layers: tuple[str, ...], n_sets: int, with_head: bool
-    ) -> Callable[[tf.Tensor, tf.Tensor], dict[str, Any]]:
+    ) -> tuple[Callable[[tf.Tensor, tf.Tensor], dict[str, Any]], set[str]]:
+        """The compiled step for these layers and target count, and its missing-gradient set."""
         per_model = _STEP_CACHE.setdefault(model, {})
         key = (layers, n_sets, with_head)
         if key in per_model:
             return per_model[key]
         all_layers = dict(named_layers(model))
         chosen = {name: all_layers[name] for name in layers}
+        # Filled while tracing: layers the score turned out not to depend on.
+        missing: set[str] = set()
 
         @tf.function(reduce_retracing=True)
         def step(batch: tf.Tensor, specs: tf.Tensor) -> dict[str, Any]:
@@ -295,16 +369,19 @@ class KerasBackend:
                 logits = tf.cast(logits, tf.float32)
                 top = tf.argmax(logits, axis=1, output_type=tf.int64)
                 scores = []
+                depth = tf.shape(logits)[-1]
                 for i in range(n_sets):
-                    classes = tf.where(specs[i] < 0, top, specs[i])
-                    # one_hot gives an all-zero row for an out-of-range class; the range
-                    # is checked (and reported) on the resolved targets afterwards.
-                    onehot = tf.one_hot(classes, depth=tf.shape(logits)[-1], dtype=logits.dtype)
-                    scores.append(tf.reduce_sum(logits * onehot))
+                    classes = tf.where(specs[i, 0] < 0, top, specs[i, 0])
+                    # one_hot gives an all-zero row for an out-of-range class (and for
+                    # NO_CONTRAST = -1); the range is checked on the resolved targets.
+                    onehot = tf.one_hot(classes, depth=depth, dtype=logits.dtype)
+                    against = tf.one_hot(specs[i, 1], depth=depth, dtype=logits.dtype)
+                    scores.append(tf.reduce_sum(logits * (onehot - against)))
             activations = [captured[name] for name in layers]
             gradients = []
             for score in scores:
                 grads = tape.gradient(score, activations)
+                missing.update(n for n, g in zip(layers, grads, strict=True) if g is None)
                 gradients.append(
                     [tf.zeros_like(a) if g is None else g for a, g in zip(activations, grads)]
                 )
@@ -314,8 +391,8 @@ class KerasBackend:
                 out["kernel"] = tf.identity(producer[0].kernel)
             return out
 
-        per_model[key] = step
-        return step
+        per_model[key] = (step, missing)
+        return step, missing
 
 
 @contextlib.contextmanager
@@ -335,6 +412,17 @@ def _quiet_retracing() -> Iterator[None]:
         logger.setLevel(level)
 
 
-def _channels_first(tensor: Any) -> np.ndarray:
-    array = tensor.numpy() if hasattr(tensor, "numpy") else np.asarray(tensor)
+def _channels_first(tensor: Any, reshape: Reshape | None = None) -> np.ndarray:
+    """A captured ``(N, h, w, C)`` tensor as numpy ``(N, C, h, w)``, through ``reshape``."""
+    if reshape is not None:
+        tensor = reshape(tensor)
+        if len(getattr(tensor, "shape", ())) != 4:
+            raise ValueError(
+                "reshape= must return a 4-D tensor (N, h, w, C) for a Keras model; it "
+                f"returned shape {tuple(getattr(tensor, 'shape', ()))}."
+            )
+    array = np.asarray(keras.ops.convert_to_numpy(tensor))
     return np.ascontiguousarray(np.transpose(array.astype(np.float32, copy=False), (0, 3, 1, 2)))
+
+
+BACKEND = KerasBackend()

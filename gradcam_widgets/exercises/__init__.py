@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from ..backends import is_tensor, to_numpy
+
 __all__ = [
     "TODO",
     "Feedback",
@@ -85,8 +87,8 @@ def as_number(answer: Any) -> float | None:
     Accepts Python and numpy scalars, one-element arrays and torch tensors; a bool, a
     string or a NaN is not an answer.
     """
-    if hasattr(answer, "detach"):  # a torch tensor
-        answer = answer.detach().cpu().numpy()
+    if is_tensor(answer):
+        answer = to_numpy(answer)
     if hasattr(answer, "item") and getattr(answer, "size", 1) == 1:
         answer = answer.item()
     if isinstance(answer, (bool, np.bool_)):

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from ..backends import is_tensor, to_numpy
 from . import TODO, Feedback, Question, Quiz, as_number, feedback, is_todo
 
 __all__ = [
@@ -34,10 +35,8 @@ def _close(a: np.ndarray, b: np.ndarray) -> bool:
 
 def _as_map(answer: Any) -> np.ndarray | None:
     """The learner's map as a float array, a batch of one squeezed; None if not numeric."""
-    if hasattr(answer, "detach"):  # a torch tensor
-        answer = answer.detach().cpu().numpy()
-    elif hasattr(answer, "numpy") and not isinstance(answer, np.ndarray):  # a TF tensor
-        answer = answer.numpy()
+    if is_tensor(answer):
+        answer = to_numpy(answer)
     try:
         array = np.asarray(answer, dtype=np.float64)
     except (TypeError, ValueError):
@@ -142,10 +141,10 @@ def check_contrast_map(
 
 def _pooled_maps(model: Any, inputs: Any, target: int) -> tuple[np.ndarray, np.ndarray]:
     """The class's CAM of one image and the model's scores, both from the package."""
-    from .. import methods
+    from .. import engine
 
-    logits = methods.predict(model, inputs)[0].astype(np.float64)
-    cam_map = methods.cam(model, inputs, target=target)[0].astype(np.float64)
+    logits = engine.predict(model, inputs)[0].astype(np.float64)
+    cam_map = engine.cam(model, inputs, target=target)[0].astype(np.float64)
     return cam_map, logits
 
 
@@ -153,7 +152,7 @@ def _blank_top_pixels(model: Any, inputs: Any, rows: int) -> Any:
     """``inputs`` with its top ``rows`` pixel rows set to 0 (black), in the model's layout."""
     from ..backends import is_torch_model
 
-    array = inputs.detach().cpu().numpy() if hasattr(inputs, "detach") else inputs
+    array = to_numpy(inputs) if is_tensor(inputs) else inputs
     array = np.array(array, dtype=np.float32, copy=True)
     if is_torch_model(model):
         array[..., :rows, :] = 0.0  # (N, C, H, W)
@@ -186,7 +185,7 @@ def check_class_score(
     value = as_number(answer)
     if value is None:
         return feedback(False, f"expected a single number, got {answer!r}.")
-    from .. import methods
+    from .. import engine
 
     cam_map, logits = _pooled_maps(model, inputs, target)
     positions = cam_map.size
@@ -212,7 +211,7 @@ def check_class_score(
             "question removes the top rows' contributions from it.",
         )
     stride = _input_height(model, inputs) // cam_map.shape[0]
-    blanked = methods.predict(model, _blank_top_pixels(model, inputs, off_rows * stride))
+    blanked = engine.predict(model, _blank_top_pixels(model, inputs, off_rows * stride))
     if near(value, float(blanked[0, target])):
         return feedback(
             False,
@@ -272,9 +271,9 @@ def colleague_cam(model: Any, inputs: Any, target: int) -> np.ndarray:
     Returns:
         ``(N, h, w)`` maps, as the colleague computes them.
     """
-    from .. import methods
+    from .. import engine
 
-    return np.maximum(methods.cam(model, inputs, target=target), 0.0)
+    return np.maximum(engine.cam(model, inputs, target=target), 0.0)
 
 
 #: The possible diagnoses of exercise 4, by letter.

@@ -40,19 +40,15 @@ def _capture(model: Any, inputs: Any, layer: str | None) -> tuple[np.ndarray, np
         logits, activations, and a list over classes of ``(N, K, h, w)`` gradients of the
         pre-softmax score of that class, all channels first, from one forward pass.
     """
-    from .. import methods
-    from ..backends.base import normalize_target_spec
+    from .. import engine
 
-    backend, batch, infos = methods._layer_infos(model, inputs)
-    (name,) = methods._resolve_layers(layer, infos)
-    size = int(batch.shape[0])
-    logits = methods.predict(model, inputs)
-    specs = [normalize_target_spec(c, size) for c in range(logits.shape[1])]
-    captured = backend.capture(model, batch, [name], specs)
-    grads = [np.asarray(g[name], dtype=np.float64) for g in captured.gradients]
+    classes = engine.predict(model, inputs).shape[1]
+    result = engine.explain(model, inputs, list(range(classes)), layer)
+    (name,) = result.layers
+    grads = [np.asarray(g[name], dtype=np.float64) for g in result.gradients]
     return (
-        np.asarray(captured.logits, dtype=np.float64),
-        np.asarray(captured.activations[name], dtype=np.float64),
+        np.asarray(result.logits, dtype=np.float64),
+        np.asarray(result.activations[name], dtype=np.float64),
         grads,
     )
 
@@ -104,21 +100,21 @@ class _ForbiddenCall(Exception):
 @contextmanager
 def _package_methods_forbidden() -> Iterator[None]:
     """While active, the package's own map functions raise instead of answering."""
-    from .. import methods
+    from .. import engine
 
-    names = ("gradcam", "gradcam_multi", "cam")
-    saved = {name: getattr(methods, name) for name in names}
+    names = ("gradcam", "gradcam_multi", "cam", "explain")
+    saved = {name: getattr(engine, name) for name in names}
 
     def refuse(*args: Any, **kwargs: Any) -> Any:
         raise _ForbiddenCall
 
     try:
         for name in names:
-            setattr(methods, name, refuse)
+            setattr(engine, name, refuse)
         yield
     finally:
         for name, function in saved.items():
-            setattr(methods, name, function)
+            setattr(engine, name, function)
 
 
 def check_gradcam_function(

@@ -31,12 +31,12 @@ def check_layer_map(answer: Any, model: Any, inputs: Any, target: int, layer: st
     mine = _as_map(answer)
     if mine is None:
         return feedback(False, f"expected a numpy array, got {type(answer).__name__}.")
-    from .. import methods
+    from .. import engine
 
-    layers = methods.candidate_layers(model, inputs)
+    layers = engine.candidate_layers(model, inputs)
     every_layer = {
         name: heat[0].astype(np.float64)
-        for name, heat in methods.gradcam(model, inputs, target=target, layer=layers).items()
+        for name, heat in engine.gradcam(model, inputs, target=target, layer=layers).items()
     }
     expected = every_layer[layer]
     if _close(mine, expected):
@@ -72,7 +72,7 @@ def check_layer_map(answer: Any, model: Any, inputs: Any, target: int, layer: st
             False,
             "the right map, but normalised to a maximum of 1. Keep gw.gradcam's values.",
         )
-    per_class = methods.gradcam_multi(
+    per_class = engine.gradcam_multi(
         model, inputs, list(range(_class_count(model, inputs))), layer
     )
     for other, maps in enumerate(per_class):
@@ -90,9 +90,9 @@ def check_layer_map(answer: Any, model: Any, inputs: Any, target: int, layer: st
 
 
 def _class_count(model: Any, inputs: Any) -> int:
-    from .. import methods
+    from .. import engine
 
-    return int(methods.predict(model, inputs).shape[1])
+    return int(engine.predict(model, inputs).shape[1])
 
 
 def check_misclassified(answer: Any, model: Any, inputs: Any, labels: Any) -> Feedback:
@@ -112,9 +112,9 @@ def check_misclassified(answer: Any, model: Any, inputs: Any, labels: Any) -> Fe
     index = int(answer)
     if not 0 <= index < len(labels):
         return feedback(False, f"the test set has indices 0 to {len(labels) - 1}.")
-    from .. import methods
+    from .. import engine
 
-    predicted = int(methods.predict(model, inputs[index : index + 1])[0].argmax())
+    predicted = int(engine.predict(model, inputs[index : index + 1])[0].argmax())
     truth = int(labels[index])
     if predicted != truth:
         return feedback(

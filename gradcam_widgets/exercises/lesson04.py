@@ -26,7 +26,7 @@ def half_box(image_size: int, half: str) -> tuple[int, int, int, int]:
 
 
 def _share(model: Any, inputs: Any, target: int, layer: str | None, half: str, size: int) -> float:
-    from ..methods import gradcam
+    from ..engine import gradcam
 
     heat = gradcam(model, inputs, target=int(target), layer=layer)
     return float(shortcut.region_share(heat, half_box(size, half), size)[0])
@@ -74,7 +74,7 @@ def check_half_share(
         return feedback(False, f"this is the share in the {other} half.")
     if not 0.0 <= value <= 1.0:
         return feedback(False, "a share lies between 0 and 1.")
-    from ..methods import predict
+    from ..engine import predict
 
     top = int(predict(model, inputs)[0].argmax())
     if top != int(target) and np.isclose(
@@ -122,7 +122,7 @@ def check_earliest_layer(
             False,
             f"the answer should be one of the layer names: {', '.join(map(repr, layers))}.",
         )
-    from ..methods import gradcam
+    from ..engine import gradcam
 
     size = _input_size(inputs)
     maps = gradcam(model, inputs, target=int(target), layer=layers)

@@ -111,7 +111,7 @@ def check_rank_correlation(answer: Any, first: np.ndarray, second: np.ndarray) -
 
 
 def _score(model: Any, image: np.ndarray, target: int) -> float:
-    from ..methods import predict
+    from ..engine import predict
 
     return float(predict(model, image[np.newaxis, np.newaxis].astype(np.float32))[0, target])
 

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from ..backends import to_numpy
 from ..data import imagenet_class_names
 
 __all__ = ["MODELS", "ZooModel", "load"]
@@ -134,9 +135,7 @@ class ZooModel:
         Raises:
             ValueError: If ``logits`` holds more than one image or not 1,000 scores.
         """
-        if hasattr(logits, "detach"):  # a torch tensor, possibly requiring grad
-            logits = logits.detach().cpu().numpy()
-        scores = np.asarray(logits, dtype=np.float64)
+        scores = np.asarray(to_numpy(logits), dtype=np.float64)
         if scores.ndim == 2 and scores.shape[0] == 1:
             scores = scores[0]
         if scores.shape != (len(self.class_names),):

@@ -95,9 +95,18 @@ def lab_url(chromium_path: Path, tmp_path_factory: pytest.TempPathFactory) -> It
         # Every cell in the DOM, so the test can wait for any cell's output.
         json.dumps({"autoStartDefaultKernel": True, "windowingMode": "none"})
     )
+    # The repository's own settings, as Binder and `make lab` install them: JupyterLab's
+    # overrides (a closed tab shuts its kernel down) and the server's kernel culling.
+    app_settings = root / "app-settings"
+    app_settings.mkdir()
+    shutil.copy(REPO / "binder" / "overrides.json", app_settings / "overrides.json")
+    config = root / "config"
+    config.mkdir()
+    shutil.copy(REPO / "binder" / "jupyter_server_config.json", config)
     env = dict(os.environ)
     env.update(
         {
+            "JUPYTER_CONFIG_DIR": str(config),
             "JUPYTERLAB_SETTINGS_DIR": str(root / "settings"),
             "JUPYTERLAB_WORKSPACES_DIR": str(root / "workspaces"),
             "JUPYTER_RUNTIME_DIR": str(root / "runtime"),
@@ -119,6 +128,7 @@ def lab_url(chromium_path: Path, tmp_path_factory: pytest.TempPathFactory) -> It
             "--ServerApp.token=",
             "--ServerApp.password=",
             f"--ServerApp.root_dir={notebooks}",
+            f"--LabApp.app_settings_dir={app_settings}",
             *(["--allow-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []),
         ],
         cwd=notebooks,

@@ -1,0 +1,452 @@
+"""The public engine: ``candidate_layers``, ``gradcam``, ``explain``, ``predict`` and ``cam``.
+
+Framework details live behind ``backends``; the maths of each method in ``methods``
+(the registry) and ``_core``. This module resolves the user's arguments (layers by
+name or object, targets and contrasts as ints, lists or tensors), asks the backend for
+one pass, and applies the chosen method.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, overload
+
+import numpy as np
+
+from . import _core
+from .backends import LayerInfo, TargetSet, backend_for, is_tensor, to_numpy
+from .backends.base import Reshape, normalize_target_spec
+from .methods import METHODS, Evidence, Method
+
+__all__ = [
+    "Explanation",
+    "cam",
+    "candidate_layers",
+    "explain",
+    "gradcam",
+    "gradcam_multi",
+    "predict",
+]
+
+#: How many candidate names an error message lists before it says how to see the rest.
+_NAMES_SHOWN = 8
+
+
+def _layer_infos(model: Any, inputs: Any) -> tuple[Any, Any, list[LayerInfo]]:
+    backend = backend_for(model)
+    if inputs is None:
+        inputs = _example_input(model)
+    batch = backend.prepare(model, inputs)
+    return backend, batch, backend.describe_layers(model, batch)
+
+
+def _example_input(model: Any) -> np.ndarray:
+    """A zero batch of one for a Keras model whose input shape is known statically."""
+    shape = None
+    try:
+        if model.inputs:
+            shape = tuple(model.inputs[0].shape)
+    except (AttributeError, ValueError):
+        shape = None
+    if shape is None or any(size is None for size in shape[1:]):
+        raise ValueError(
+            "this model's layer shapes cannot be read without running it: pass an example "
+            "batch, e.g. candidate_layers(model, inputs)."
+        )
+    return np.zeros((1, *shape[1:]), dtype=np.float32)
+
+
+def candidate_layers(model: Any, inputs: Any = None) -> list[str]:
+    """Names of the layers whose output is a spatial feature map, in forward order.
+
+    A candidate's output is 4-D with height and width both greater than 1, and the layer
+    runs once per forward pass (a module reused at several places has no single map).
+
+    Args:
+        model: a ``torch.nn.Module`` or a ``keras.Model``.
+        inputs: an example batch; needed for PyTorch models and for Keras models whose
+            shapes are not static (subclassed, or Sequential without an Input).
+
+    Returns:
+        Layer names: torch names from ``named_modules()``, Keras names with nested
+        models as ``outer/inner``.
+    """
+    _, _, infos = _layer_infos(model, inputs)
+    return [info.name for info in infos if info.is_candidate]
+
+
+def _listing(names: Sequence[str]) -> str:
+    """Candidate names for an error message: all of a few, or the count and the last few."""
+    if len(names) <= _NAMES_SHOWN:
+        return ", ".join(names)
+    last = ", ".join(names[-_NAMES_SHOWN:])
+    return (
+        f"{len(names)} layers; the last {_NAMES_SHOWN}: {last} "
+        "(gw.candidate_layers(model, inputs) lists them all)"
+    )
+
+
+def _is_layer_list(layer: Any) -> bool:
+    return isinstance(layer, (list, tuple))
+
+
+def _layer_names(backend: Any, model: Any, layer: Any, candidates: Sequence[str]) -> list[str]:
+    """The user's ``layer`` argument (names and/or layer objects) as a list of names."""
+    items = list(layer) if _is_layer_list(layer) else [layer]
+    if not items:
+        raise ValueError("layer is an empty list: name at least one layer.")
+    names = []
+    for item in items:
+        if isinstance(item, str):
+            names.append(item)
+            continue
+        name = backend.layer_name(model, item)
+        if name is None:
+            raise ValueError(
+                f"layer {type(item).__name__} object is not a layer of this model (or is the "
+                f"model itself). Give a layer of the model or its name: {_listing(candidates)}."
+            )
+        names.append(name)
+    return names
+
+
+def _resolve_layers(
+    backend: Any,
+    model: Any,
+    layer: Any,
+    infos: list[LayerInfo],
+    *,
+    reshape: Reshape | None = None,
+) -> list[str]:
+    candidates = [info.name for info in infos if info.is_candidate]
+    if layer is None:
+        if not candidates:
+            raise ValueError(
+                "the model has no layer with a spatial output (4-D, height and width > 1); "
+                "Grad-CAM needs a convolutional feature map. For token sequences, name the "
+                "layer and pass reshape= to turn its output into a map."
+            )
+        return [candidates[-1]]
+    names = _layer_names(backend, model, layer, candidates)
+    by_name = {info.name: info for info in infos}
+    for name in names:
+        info = by_name.get(name)
+        if info is None:
+            raise ValueError(f"unknown layer {name!r}. Candidate layers: {_listing(candidates)}.")
+        if info.calls > 1:
+            raise ValueError(
+                f"layer {name!r} runs {info.calls} times in one forward pass, so it has no "
+                f"single feature map. Candidate layers: {_listing(candidates)}."
+            )
+        if not info.is_candidate and reshape is None:
+            raise ValueError(
+                f"layer {name!r} has output shape {info.shape}, not a spatial feature map "
+                "(4-D with height and width > 1); pass reshape= if it can be laid out as "
+                f"one. Candidate layers: {_listing(candidates)}."
+            )
+    return list(dict.fromkeys(names))
+
+
+def _method(method: str | Method) -> Method:
+    if isinstance(method, Method):
+        return method
+    found = METHODS.get(method)
+    if found is None:
+        raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}.")
+    if not found.needs_gradients:
+        raise ValueError(
+            f"method {method!r} reads the dense head's weights and needs no gradients: call "
+            f"gw.{method}(model, inputs, target) instead. Gradient methods: "
+            f"{', '.join(name for name, m in METHODS.items() if m.needs_gradients)}."
+        )
+    return found
+
+
+def _target_spec(target: Any, batch_size: int, what: str = "target") -> np.ndarray:
+    if is_tensor(target):
+        target = to_numpy(target)
+    return normalize_target_spec(target, batch_size, what=what)
+
+
+def _check_evidence(evidence: str) -> None:
+    if evidence not in ("for", "against"):
+        raise ValueError(f"evidence must be 'for' or 'against', not {evidence!r}.")
+
+
+@dataclass
+class Explanation:
+    """Activations and gradients of one pass, from which every method's map follows.
+
+    Attributes:
+        logits: ``(N, C)`` pre-softmax scores.
+        layers: the layer names, in the order asked for.
+        targets: per target set, the resolved ``(N,)`` classes.
+        contrasts: per target set, the resolved ``(N,)`` contrast classes, or None.
+        activations: layer name -> ``(N, K, h, w)``, channels first.
+        gradients: per target set, layer name -> ``(N, K, h, w)``.
+    """
+
+    logits: np.ndarray
+    layers: list[str]
+    targets: list[np.ndarray]
+    contrasts: list[np.ndarray | None]
+    activations: dict[str, np.ndarray]
+    gradients: list[dict[str, np.ndarray]]
+
+    def maps(
+        self,
+        method: str | Method = "gradcam",
+        evidence: Evidence = "for",
+        index: int = 0,
+    ) -> dict[str, np.ndarray]:
+        """``{layer: (N, h, w) float32}`` of one method for target set ``index``.
+
+        No model call: the method is applied to the stored activations and gradients.
+        """
+        chosen = _method(method)
+        _check_evidence(evidence)
+        grads = self.gradients[index]
+        return {name: chosen(self.activations[name], grads[name], evidence) for name in self.layers}
+
+
+def explain(
+    model: Any,
+    inputs: Any,
+    targets: Sequence[Any] = (None,),
+    layer: Any = None,
+    *,
+    contrasts: Sequence[Any] | None = None,
+    reshape: Reshape | None = None,
+) -> Explanation:
+    """One forward pass and one backward pass per target set, kept for every method.
+
+    The Explorer's engine call: it returns the logits with the gradients, so a picture
+    needs no separate forward, and any registered method (and either evidence) can be
+    drawn from the result without running the model again.
+
+    Args:
+        model: as in :func:`gradcam`.
+        inputs: as in :func:`gradcam`.
+        targets: a list of ``target`` arguments as :func:`gradcam` takes them.
+        layer: as in :func:`gradcam`.
+        contrasts: one ``contrast`` argument per target set (default: none).
+        reshape: as in :func:`gradcam`.
+
+    Returns:
+        An :class:`Explanation`.
+    """
+    backend, batch, infos = _layer_infos(model, inputs)
+    names = _resolve_layers(backend, model, layer, infos, reshape=reshape)
+    size = int(batch.shape[0])
+    if contrasts is None:
+        contrasts = [None] * len(targets)
+    if len(contrasts) != len(targets):
+        raise ValueError(f"got {len(contrasts)} contrasts for {len(targets)} target sets.")
+    specs = [
+        TargetSet(
+            _target_spec(t, size),
+            None if c is None else _target_spec(c, size, what="contrast"),
+        )
+        for t, c in zip(targets, contrasts, strict=True)
+    ]
+    captured = backend.capture(model, batch, names, specs, reshape=reshape)
+    return Explanation(
+        logits=captured.logits,
+        layers=names,
+        targets=captured.targets,
+        contrasts=captured.contrasts,
+        activations=captured.activations,
+        gradients=captured.gradients,
+    )
+
+
+@overload
+def gradcam(
+    model: Any,
+    inputs: Any,
+    target: Any = None,
+    layer: str | None = None,
+    *,
+    method: str | Method = "gradcam",
+    contrast: Any = None,
+    evidence: Evidence = "for",
+    reshape: Reshape | None = None,
+) -> np.ndarray: ...
+
+
+@overload
+def gradcam(
+    model: Any,
+    inputs: Any,
+    target: Any = None,
+    layer: list[Any] | tuple[Any, ...] = ...,
+    *,
+    method: str | Method = "gradcam",
+    contrast: Any = None,
+    evidence: Evidence = "for",
+    reshape: Reshape | None = None,
+) -> dict[str, np.ndarray]: ...
+
+
+@overload
+def gradcam(
+    model: Any,
+    inputs: Any,
+    target: Any = None,
+    layer: Any = None,
+    *,
+    method: str | Method = "gradcam",
+    contrast: Any = None,
+    evidence: Evidence = "for",
+    reshape: Reshape | None = None,
+) -> np.ndarray | dict[str, np.ndarray]: ...
+
+
+def gradcam(
+    model: Any,
+    inputs: Any,
+    target: Any = None,
+    layer: Any = None,
+    *,
+    method: str | Method = "gradcam",
+    contrast: Any = None,
+    evidence: Evidence = "for",
+    reshape: Reshape | None = None,
+) -> np.ndarray | dict[str, np.ndarray]:
+    """Gradient-weighted class activation maps.
+
+    ``L^c = ReLU(sum_k alpha_k^c A^k)`` with ``alpha_k^c = (1/Z) sum_ij dy^c / dA^k_ij``,
+    where ``A^k`` is channel ``k`` of the layer's output, ``Z = h*w`` and ``y^c`` the
+    pre-softmax score of class ``c``. Selvaraju et al., "Grad-CAM: Visual Explanations
+    from Deep Networks via Gradient-based Localization", ICCV 2017.
+
+    Other registered gradient methods (``gw.METHODS``: ``"gradcam++"``, ``"hirescam"``)
+    change only how the gradients weigh the activations.
+
+    Args:
+        model: a ``torch.nn.Module`` or a ``keras.Model``; it is not changed.
+        inputs: a batch in the model's layout (torch N,C,H,W; Keras N,H,W,C) as numpy or
+            a framework tensor; one image without a batch axis is a batch of one.
+        target: ``None`` for each image's top class; an int (or 0-d array/tensor) for
+            every image; one int per image (a sequence or 1-d array/tensor).
+        layer: ``None`` for the last candidate layer; a name or a layer object; or a list
+            of them, all computed from one forward and one backward pass.
+        method: a name in ``gw.METHODS`` (or a ``Method``).
+        contrast: ``None``, or a class (per image) whose score is subtracted: the map
+            explains ``y^target - y^contrast``, "why this class rather than that one".
+        evidence: ``"for"`` (default) or ``"against"``: ``ReLU(-sum_k alpha_k A^k)``, the
+            counterfactual map of regions that lower the score.
+        reshape: a callable turning the layer's output (a framework tensor) into a map in
+            the model's layout (torch ``(N, C, h, w)``, Keras ``(N, h, w, C)``), as
+            pytorch-grad-cam's ``reshape_transform``; applied to activations and gradients.
+
+    Returns:
+        float32 ``(N, h, w)`` at the layer's resolution, not normalised; for a list of
+        layers, ``{name: array}``.
+
+    Raises:
+        ValueError: unknown or non-spatial layer, class out of range, inputs that do not
+            fit the model. Nothing is changed when it raises.
+    """
+    chosen = _method(method)
+    _check_evidence(evidence)
+    result = explain(model, inputs, [target], layer, contrasts=[contrast], reshape=reshape)
+    maps = result.maps(chosen, evidence)
+    if _is_layer_list(layer):
+        return maps
+    return next(iter(maps.values()))
+
+
+def gradcam_multi(
+    model: Any,
+    inputs: Any,
+    targets: Sequence[Any],
+    layer: Any = None,
+    *,
+    method: str | Method = "gradcam",
+    evidence: Evidence = "for",
+    reshape: Reshape | None = None,
+) -> list[dict[str, np.ndarray]]:
+    """Grad-CAM for several target sets from ONE forward pass (one backward each).
+
+    Args:
+        model: as in :func:`gradcam`.
+        inputs: as in :func:`gradcam`.
+        targets: a list of ``target`` arguments as :func:`gradcam` takes them.
+        layer: as in :func:`gradcam`.
+        method: as in :func:`gradcam`.
+        evidence: as in :func:`gradcam`.
+        reshape: as in :func:`gradcam`.
+
+    Returns:
+        One ``{layer name: (N, h, w) array}`` per entry of ``targets``.
+    """
+    chosen = _method(method)
+    _check_evidence(evidence)
+    result = explain(model, inputs, list(targets), layer, reshape=reshape)
+    return [result.maps(chosen, evidence, index=i) for i in range(len(targets))]
+
+
+def predict(model: Any, inputs: Any) -> np.ndarray:
+    """Pre-softmax scores ``(N, classes)`` of ``model``, computed as the engine sees them.
+
+    Works for any classifier, with or without a spatial layer (an MLP too).
+    """
+    backend = backend_for(model)
+    batch = backend.prepare(model, inputs)
+    return backend.capture(model, batch, [], [], with_gradients=False).logits
+
+
+def cam(
+    model: Any,
+    inputs: Any,
+    target: Any = None,
+    layer: Any = None,
+) -> np.ndarray:
+    """Class activation maps for a global-average-pooling + dense head.
+
+    ``M_c = sum_k w_k^c A^k``, where ``A^k`` are the maps that are globally averaged and
+    ``w^c`` the dense layer's weights for class ``c``; no gradients are needed. Zhou et
+    al., "Learning Deep Features for Discriminative Localization", CVPR 2016.
+
+    Args:
+        model: a network whose logits are ``Dense(GAP(A))`` (torch ``nn.Linear``, Keras
+            ``Dense``, optionally followed by a softmax).
+        inputs: as in :func:`gradcam`.
+        target: as in :func:`gradcam`.
+        layer: the layer that is pooled (a name or the layer object); ``None`` for the
+            last candidate layer.
+
+    Returns:
+        float32 ``(N, h, w)``, not normalised and not rectified (CAM can be negative).
+
+    Raises:
+        ValueError: the head is not GAP then one dense layer on ``layer``'s output; use
+            :func:`gradcam` there.
+    """
+    if _is_layer_list(layer):
+        raise TypeError("cam() takes one layer: only the pooled layer has a CAM.")
+    backend, batch, infos = _layer_infos(model, inputs)
+    (name,) = _resolve_layers(backend, model, layer, infos)
+    spec = TargetSet(_target_spec(target, int(batch.shape[0])))
+    captured = backend.capture(model, batch, [name], [spec], with_gradients=False, with_head=True)
+    activations = captured.activations[name]
+    head = captured.head
+    if head is None:
+        raise ValueError(
+            "CAM needs a head made of global average pooling and one dense layer that "
+            "produces the scores; this model's scores come from elsewhere. Use gradcam(), "
+            "which works for any head."
+        )
+    pooled = activations.mean(axis=(2, 3))
+    if head.features.shape != pooled.shape or not np.allclose(
+        head.features, pooled, rtol=1e-4, atol=1e-5 * (1.0 + np.abs(pooled).max())
+    ):
+        raise ValueError(
+            f"CAM needs the dense layer's input to be the global average of the maps of layer "
+            f"{name!r}, and here it is not (a Flatten head, extra layers between, or another "
+            "layer pooled). Use gradcam(), or give the pooled layer's name."
+        )
+    class_weights = head.weight[captured.targets[0]]
+    return _core.class_activation_map(activations, class_weights)
