@@ -349,17 +349,18 @@ def weighted_sum(
     figure = GridFigure(figsize=(panel_size * columns, panel_size * 2.5))
     axes = figure.subplots(2, columns, squeeze=False)
     limit = max(float(np.abs(p).max()) for p in [*parts, rest, total]) or 1.0
+    tex = "\\alpha" if symbol == "alpha" else symbol
     shared = {"cmap": "RdBu_r", "vmin": -limit, "vmax": limit}
     for column, (k, part) in enumerate(zip(chosen, parts, strict=True)):
         axes[0, column].imshow(maps[..., k], cmap="gray")
-        axes[0, column].set_title(f"A^{k}\n{symbol}_{k} = {kernel[k]:.3g}", fontsize=8)
+        axes[0, column].set_title(f"$A^{{{k}}}$\n${tex}_{{{k}}}$ = {kernel[k]:.3g}", fontsize=8)
         axes[1, column].imshow(part, **shared)
         sign = "" if column == 0 else "+ "
-        axes[1, column].set_title(f"{sign}{symbol}_{k} A^{k}", fontsize=8)
+        axes[1, column].set_title(f"{sign}${tex}_{{{k}}} A^{{{k}}}$", fontsize=8)
     axes[1, len(chosen)].imshow(rest, **shared)
     axes[1, len(chosen)].set_title(f"+ {maps.shape[-1] - len(chosen)} other\nchannels", fontsize=8)
     shown = axes[1, len(chosen) + 1].imshow(total, **shared)
-    axes[1, len(chosen) + 1].set_title(f"= sum_k {symbol}_k A^k", fontsize=8)
+    axes[1, len(chosen) + 1].set_title(f"$= \\sum_k {tex}_k A^k$", fontsize=8)
     if relu:
         axes[1, -1].imshow(np.maximum(total, 0.0), cmap="jet")
         axes[1, -1].set_title("ReLU(sum)", fontsize=8)
@@ -372,5 +373,5 @@ def weighted_sum(
         if not axis.images:
             axis.set_visible(False)
     figure.colorbar(shown, ax=list(axes[1]), fraction=0.02, pad=0.01)
-    figure.suptitle(f"top row: single feature maps A^k; bottom row: {symbol}_k A^k, added up")
+    figure.suptitle(f"top row: single feature maps $A^k$; bottom row: ${tex}_k A^k$, added up")
     return figure

@@ -143,16 +143,16 @@ def test_weighted_sum_panels_add_up_to_the_map():
     parts = [  # the bottom row's weighted maps, titled "alpha_k A^k" or "+ alpha_k A^k"
         np.asarray(axis.images[0].get_array())
         for axis in figure.axes
-        if axis.get_title().lstrip("+ ").startswith("alpha_")
+        if axis.get_title().lstrip("+ ").startswith("$\\alpha_")
     ]
     rest = next(a for a in figure.axes if "other" in a.get_title()).images[0].get_array()
-    total = next(a for a in figure.axes if a.get_title().startswith("=")).images[0].get_array()
+    total = next(a for a in figure.axes if a.get_title().startswith("$=")).images[0].get_array()
     assert len(parts) == 3
     np.testing.assert_allclose(sum(parts) + np.asarray(rest), maps @ weights, atol=1e-12)
     np.testing.assert_allclose(np.asarray(total), maps @ weights)
     relu = next(a for a in figure.axes if a.get_title() == "ReLU(sum)").images[0].get_array()
     np.testing.assert_allclose(np.asarray(relu), np.maximum(maps @ weights, 0))
     top = gw.figures.top_channels(maps, weights, top=3)
-    titles = [a.get_title() for a in figure.axes if a.get_title().startswith("A^")]
-    assert titles == [f"A^{k}\nalpha_{k} = {weights[k]:.3g}" for k in top]
+    titles = [a.get_title() for a in figure.axes if a.get_title().startswith("$A^")]
+    assert titles == [f"$A^{{{k}}}$\n$\\alpha_{{{k}}}$ = {weights[k]:.3g}" for k in top]
     assert figure._repr_png_().startswith(b"\x89PNG")

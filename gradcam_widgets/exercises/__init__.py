@@ -100,7 +100,7 @@ def as_number(answer: Any) -> float | None:
     return value if np.isfinite(value) else None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Question:
     """One end-of-lesson concept question, multiple choice or a number.
 
@@ -139,6 +139,10 @@ class Question:
         if abs(value - float(self.answer)) <= self.tolerance:
             return feedback(True, self.explanation)
         return feedback(False, "that number is not it; work it out again step by step.")
+
+    def __repr__(self) -> str:
+        # the prompt and choices only: a printed question must not show its answer
+        return self._repr_markdown_()
 
     def _repr_markdown_(self) -> str:
         lines = [self.prompt]

@@ -151,7 +151,7 @@ QUIZ = Quiz(
             choices=(
                 "`stem`, because it is the first layer.",
                 "All layers give maps of the same size; only the colours change.",
-                "`head`, because every stride and pooling on the way has shrunk the grid.",
+                "`head`, because each stride-2 layer on the way has halved the grid.",
             ),
             explanation=(
                 "the maps go from 112 x 112 cells at `stem` to 7 x 7 at `head`: each stride-2 "
@@ -206,7 +206,7 @@ QUIZ = Quiz(
             tolerance=0.01,
             explanation=(
                 "224 / 7 = 32. A map at `head` cannot point at anything smaller than a 32-pixel "
-                "square of the input, such as one eye."
+                "square of the input."
             ),
         ),
     ]
