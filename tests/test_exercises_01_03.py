@@ -212,6 +212,7 @@ def test_check_gradcam_function_right(keras_case):
     model, x, targets, make = keras_case
     check = lesson02.check_gradcam_function
     assert_not_done(check(TODO, model, x, targets, "conv2"))
+    assert_not_done(check(lambda b, c: TODO, model, x, targets, "conv2"))
     right = make()
     result = check(right, model, x, targets, "conv2")
     assert result.passed, result
@@ -255,6 +256,7 @@ def test_check_gradcam_function_refuses_shortcuts(keras_case):
 def test_check_hirescam_function():
     check = lesson02.check_hirescam_function
     assert_not_done(check(TODO))
+    assert_not_done(check(lambda A, G: TODO))
     assert check(lambda A, G: np.maximum((A * G).sum(axis=-1), 0))
     assert check(lambda A, G: np.maximum(np.einsum("hwk,hwk->hw", A, G), 0))
     rng = np.random.default_rng(2020)

@@ -161,6 +161,8 @@ def check_gradcam_function(
             )
         except Exception as error:  # the learner's code: report, do not crash the cell
             return feedback(False, f"your function raised {type(error).__name__}: {error}")
+        if is_todo(result):
+            return feedback(None, "your function still returns TODO: write its body.")
         mine = _as_map(result)
         if mine is None:
             return feedback(False, f"your function returned {type(result).__name__}, not maps.")
@@ -263,6 +265,8 @@ def check_hirescam_function(function: Any) -> Feedback:
             result = function(acts.copy(), grads.copy())
         except Exception as error:  # the learner's code: report, do not crash the cell
             return feedback(False, f"your function raised {type(error).__name__}: {error}")
+        if is_todo(result):
+            return feedback(None, "your function still returns TODO: write its body.")
         mine = _as_map(result)
         if mine is None:
             return feedback(False, f"your function returned {type(result).__name__}, not a map.")
