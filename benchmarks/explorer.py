@@ -1,33 +1,41 @@
 """How fast does the Explorer answer? Side by side, in one run, on a ResNet-18 shape.
 
-Run: ``.venv/bin/python benchmarks/explorer.py``
+Run: ``.venv/bin/python benchmarks/explorer.py [--rounds N]``
 
 Model: the ResNet-18 of ``benchmarks/_models.py`` (BasicBlock, [2, 2, 2, 2], 1000
 classes, random weights, no torchvision, no download), one 224 x 224 image, CPU.
 
-What is timed (medians):
+Every event kind runs once in each round, in turn, so the machine's noise (other
+processes) spreads over all of them and the ratios printed stay meaningful; medians.
 
-* ``gradcam (last layer)``: one ``gw.gradcam`` call for the last layer, and
-  ``gradcam (all layers)``: one call for every layer on the Explorer's slider.
-* ``alpha change``: setting ``explorer.alpha.value`` (no model call: re-blend + PNG).
-* ``colormap change``: setting ``explorer.colormap.value`` (no model call).
-* ``layer change``: setting ``explorer.layer.value`` to a layer not yet drawn, for a
-  class already computed (lookup + resize + colour + PNG).
-* ``class change``: setting ``explorer.target.value`` to a class not yet computed (one
-  engine call for all layers + drawing).
-* ``gradcam_multi, top-5``: preparing the top-5 classes in one pass (the eager design
-  the Explorer does not use: compare with 5 class changes).
-* ``naive event``: what a widget without a cache does on each event: recompute Grad-CAM
-  for the layer and redraw a matplotlib figure (picture + heatmap) to PNG.
+Reference calls:
 
-Targets (../shared/design/quality.md): alpha <= 0.25x and layer <= 0.35x one gradcam
-call; naive >= 5x an alpha change; class change <= 1.3x one gradcam call; alpha <= 20 ms
-and layer <= 30 ms median.
+* ``gradcam call, last layer``: one ``gw.gradcam`` call for the last layer;
+* ``gradcam call, every slider layer``: one call for every layer on the slider;
+* ``forward, batch of 32``: ``model(x32)`` under ``torch.no_grad`` (224 px).
+
+Explorer events:
+
+* ``first picture``: ``gw.Explorer(...)``, from the call to the drawn widget (one engine
+  call gives the scores and every layer's maps; plus the CAM check, a forward);
+* ``alpha change``, ``colormap change``: no model call (re-blend; recolour);
+* ``pin``: ``explorer.pin()`` (the pinned picture from the caches);
+* ``evidence toggle``: "for" -> "against" for a class whose "against" map was never
+  drawn (ReLU of the negated signed map, resize, colour, PNG; no model call);
+* ``layer change (first drawing)``, ``class change (new class)``,
+  ``contrast change (new contrast)``: the last two run the model once;
+* ``faithfulness (32 steps)``: ``explorer.faithfulness()`` for a map not scored before
+  (deletion and insertion, 2 x 33 images of 224 px, in batches of 33).
+
+Targets (issue 12 and ../shared/design/quality.md): alpha, colormap, pin and evidence
+<= 0.15x one gradcam call; contrast <= one class change; faithfulness <= 3x a forward of
+a batch of 32; first picture <= 1.2x one every-layer call; layer change <= 0.35x one
+gradcam call; class change <= 1.3x the every-layer call it makes.
 """
 
 from __future__ import annotations
 
-import io
+import argparse
 import statistics
 import sys
 import time
@@ -36,38 +44,20 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from matplotlib.figure import Figure
 from PIL import Image
-from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import gradcam_widgets as gw  # noqa: E402
-from gradcam_widgets import render  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _models import resnet18  # noqa: E402  (shared with benchmarks/engine.py)
 
 
-def naive_event(
-    model: nn.Module, x: torch.Tensor, picture: np.ndarray, cls: int, layer: str, alpha: float
-) -> bytes:
-    """No cache: Grad-CAM again, then a matplotlib figure saved as PNG."""
-    heat = gw.gradcam(model, x, target=cls, layer=layer)[0]
-    resized = render.resize_map(heat, picture.shape[:2])
-    figure = Figure(figsize=(6, 3), dpi=100)
-    left, right = figure.subplots(1, 2)
-    left.imshow(picture)
-    left.imshow(resized, cmap="jet", alpha=alpha)
-    right.imshow(resized, cmap="jet")
-    for axis in (left, right):
-        axis.axis("off")
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    return buffer.getvalue()
-
-
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    rounds = parser.parse_args().rounds
     torch.set_num_threads(2)
     model = resnet18(seed=0)
     picture = np.asarray(Image.fromarray(gw.data.sample_image("chelsea")).resize((224, 224)))
@@ -75,92 +65,100 @@ def main() -> None:
     std = np.array([0.229, 0.224, 0.225], dtype=np.float32)
     pixels = ((picture / 255.0 - mean) / std).transpose(2, 0, 1)[None]
     x = torch.from_numpy(pixels.astype(np.float32))
+    x32 = x.repeat(32, 1, 1, 1)
+    names = gw.data.imagenet_class_names()
 
     layers = gw.candidate_layers(model, x)
     last = layers[-1]
-    gw.gradcam(model, x, layer=last)  # warm up torch
+    gw.gradcam(model, x, layer=layers)  # warm up torch (its first calls allocate)
+    with torch.no_grad():
+        model(x32)
 
-    start = time.perf_counter()
-    explorer = gw.Explorer(model, x, image=picture, class_names=gw.data.imagenet_class_names())
-    build = time.perf_counter() - start
-
-    # Interleaved rounds: every kind of event runs in each round, so the machine's noise
-    # (other processes) spreads over all of them and the ratios stay meaningful.
-    alphas = [round(a, 2) for a in np.linspace(0.05, 0.95, 19)]
-    fresh_layers = iter(layers[:-1][::-1])  # each drawn for the first time
-    fresh_classes = iter(c for c in range(1000) if c not in explorer.top_classes)
-    top5 = list(explorer.top_classes)
-    gw.gradcam_multi(model, x, top5, layers)  # warm up: its first call allocates a lot
     samples: dict[str, list[float]] = {}
 
-    def timed(name: str, action: Callable[[], object]) -> None:
+    def timed(name: str, action: Callable[[], object]) -> object:
         begin = time.perf_counter()
-        action()
+        result = action()
         samples.setdefault(name, []).append(time.perf_counter() - begin)
+        return result
 
-    rounds = 9
+    def forward32() -> None:
+        with torch.no_grad():
+            model(x32)
+
+    explorer = gw.Explorer(model, x, image=picture, class_names=names)
+    fresh_classes = iter(c for c in range(1000) if c not in explorer.top_classes)
+    fresh_layers = iter(layers[:-1][::-1] * rounds)
+    alphas = [round(a, 2) for a in np.linspace(0.05, 0.95, 19)]
     for r in range(rounds):
         timed("gradcam call, last layer", lambda: gw.gradcam(model, x, target=7, layer=last))
         timed("gradcam call, every slider layer", lambda: gw.gradcam(model, x, 7, layers))
-        for i in range(5):
-            value = alphas[(5 * r + i) % len(alphas)]
+        timed("forward, batch of 32", forward32)
+        built = timed(
+            "first picture (Explorer built)",
+            lambda: gw.Explorer(model, x, image=picture, class_names=names),
+        )
+        del built
+        for i in range(3):
+            value = alphas[(3 * r + i) % len(alphas)]
             timed("alpha change", lambda v=value: setattr(explorer.alpha, "value", v))
-        for cmap in ("viridis", "jet"):
+        for cmap in ("jet", "viridis"):
             timed("colormap change", lambda c=cmap: setattr(explorer.colormap, "value", c))
-        for _ in range(5):
-            name = next(fresh_layers)
-            timed(
-                "layer change (first drawing)", lambda n=name: setattr(explorer.layer, "value", n)
-            )
-        for name in (last, layers[0], layers[len(layers) // 2]):
-            timed("layer change (drawn before)", lambda n=name: setattr(explorer.layer, "value", n))
-        if r < 3:  # the eager alternative: the top-5 classes prepared in one pass
-            timed(
-                "gradcam_multi, top-5 x every layer",
-                lambda: gw.gradcam_multi(model, x, top5, layers),
-            )
+        timed("pin", explorer.pin)
+        explorer.unpin()
+        name = next(fresh_layers)
+        timed("layer change (first drawing)", lambda n=name: setattr(explorer.layer, "value", n))
         explorer.layer.value = last
+        explorer.evidence.value = "for"
+        explorer.contrast.value = None
         cls = next(fresh_classes)
         timed("class change (new class)", lambda c=cls: setattr(explorer.target, "value", c))
+        timed("evidence toggle (new map)", lambda: setattr(explorer.evidence, "value", "against"))
+        explorer.evidence.value = "for"
+        other = next(fresh_classes)
         timed(
-            "naive event (gradcam + matplotlib)",
-            lambda: naive_event(model, x, picture, 7, last, 0.5),
+            "contrast change (new contrast)",
+            lambda c=other: setattr(explorer.contrast, "value", c),
         )
+        explorer.contrast.value = None
+        explorer.state._faithfulness.clear()  # score it again: no cached answer
+        timed("faithfulness (32 steps)", lambda: explorer.faithfulness(steps=32))
     median = {name: statistics.median(values) * 1000.0 for name, values in samples.items()}
 
-    one_call = median["gradcam call, last layer"]
-    all_call = median["gradcam call, every slider layer"]
+    one = median["gradcam call, last layer"]
+    every = median["gradcam call, every slider layer"]
+    forward = median["forward, batch of 32"]
     print(
         f"ResNet-18 shape (benchmarks/_models.py), random weights, 224 px, batch 1, "
-        f"{torch.get_num_threads()} threads, {rounds} interleaved rounds.\n"
-        f"Slider: every candidate layer ({len(layers)}), last = {last!r}. "
-        f"Explorer construction: {build * 1000:.0f} ms (predict, CAM check, top class's maps).\n"
+        f"{torch.get_num_threads()} threads, {rounds} interleaved rounds, medians.\n"
+        f"Slider: every candidate layer ({len(layers)}), last = {last!r}.\n"
     )
-    print(f"{'median':38s} {'ms':>9s} {'/ gradcam last':>15s} {'/ gradcam all':>14s}")
+    print(f"{'':40s} {'ms':>9s} {'/ gradcam last':>15s} {'/ gradcam all':>14s}")
     for name, value in median.items():
-        print(f"{name:38s} {value:9.1f} {value / one_call:14.3f}x {value / all_call:13.3f}x")
-    alpha_ms = median["alpha change"]
-    layer_ms = median["layer change (first drawing)"]
-    class_ms = median["class change (new class)"]
-    naive_ms = median["naive event (gradcam + matplotlib)"]
-    print(f"\nnaive event / alpha change = {naive_ms / alpha_ms:.0f}x")
+        print(f"{name:40s} {value:9.1f} {value / one:14.3f}x {value / every:13.3f}x")
+
+    def ratio(name: str, reference: float) -> float:
+        return median[name] / reference
+
     checks = [
-        ("alpha change <= 0.25x one gradcam call (last layer)", alpha_ms <= 0.25 * one_call),
-        ("layer change <= 0.35x one gradcam call (last layer)", layer_ms <= 0.35 * one_call),
-        ("naive event >= 5x an alpha change", naive_ms >= 5 * alpha_ms),
+        ("alpha change / one gradcam call", ratio("alpha change", one), 0.15),
+        ("colormap change / one gradcam call", ratio("colormap change", one), 0.15),
+        ("pin / one gradcam call", ratio("pin", one), 0.15),
+        ("evidence toggle / one gradcam call", ratio("evidence toggle (new map)", one), 0.15),
         (
-            "class change <= 1.3x the gradcam call it makes (every layer)",
-            class_ms <= 1.3 * all_call,
+            "contrast change / class change",
+            median["contrast change (new contrast)"] / median["class change (new class)"],
+            1.0,
         ),
-        ("alpha change <= 20 ms", alpha_ms <= 20),
-        ("layer change <= 30 ms", layer_ms <= 30),
+        ("faithfulness / forward of 32", ratio("faithfulness (32 steps)", forward), 3.0),
+        ("first picture / every-layer call", ratio("first picture (Explorer built)", every), 1.2),
+        ("layer change / one gradcam call", ratio("layer change (first drawing)", one), 0.35),
+        ("class change / every-layer call", ratio("class change (new class)", every), 1.3),
     ]
-    for name, ok in checks:
-        print(f"  [{'ok' if ok else 'MISS'}] {name}")
-    print(
-        f"  (for reference: class change / one last-layer call = {class_ms / one_call:.2f}x; "
-        "a class change computes every slider layer, so its backward pass runs to the first)"
-    )
+    print("\nratio (target):")
+    for label, value, target in checks:
+        verdict = "ok" if value <= target else "MISS"
+        print(f"  [{verdict:>4s}] {label:40s} {value:6.3f}  (<= {target})")
 
 
 if __name__ == "__main__":

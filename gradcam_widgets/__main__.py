@@ -3,7 +3,8 @@
 Usage::
 
     python -m gradcam_widgets IMAGE [--framework torch|keras] [--target CLASS]
-                             [--layer NAME] [--alpha A] -o out.png
+                             [--contrast CLASS] [--evidence for|against]
+                             [--method NAME] [--layer NAME] [--alpha A] -o out.png
 
 Writes the heatmap blended over the photo, at the photo's size, as a PNG, and prints
 the top-5 ImageNet classes. ``CLASS`` is an index (``285``) or a name (``"Egyptian cat"``,
@@ -15,7 +16,6 @@ exits with status 2.
 from __future__ import annotations
 
 import argparse
-import difflib
 import os
 import sys
 from collections.abc import Sequence
@@ -24,7 +24,14 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .methods import METHODS
+
 MODEL = "efficientnet_lite0"
+
+
+def gradient_methods() -> list[str]:
+    """The registered methods the command line offers (those computed from gradients)."""
+    return [name for name, method in METHODS.items() if method.needs_gradients]
 
 
 class CliError(Exception):
@@ -63,6 +70,24 @@ def _parser() -> argparse.ArgumentParser:
         help="class to explain: an index 0-999 or an ImageNet name (default: the top class)",
     )
     parser.add_argument(
+        "--contrast",
+        metavar="CLASS",
+        help="explain the target's score minus this class's: why the target rather than it",
+    )
+    parser.add_argument(
+        "--evidence",
+        choices=("for", "against"),
+        default="for",
+        help="'against' shows the regions that lower the score (default: for)",
+    )
+    methods = gradient_methods()
+    parser.add_argument(
+        "--method",
+        choices=methods,
+        default="gradcam",
+        help="; ".join(f"{n}: {METHODS[n].label} ({METHODS[n].paper})" for n in methods),
+    )
+    parser.add_argument(
         "--layer",
         metavar="NAME",
         help="layer whose feature map is used (default: head, the last one before pooling)",
@@ -95,16 +120,13 @@ def read_image(path: str) -> np.ndarray:
         raise CliError(f"cannot read {path} as an image: {reason}") from None
 
 
-def _normalise(name: str) -> str:
-    return " ".join(name.replace("_", " ").split()).casefold()
-
-
 def parse_target(text: str | None, class_names: Sequence[str]) -> int | None:
-    """Turn ``--target`` into a class index.
+    """Turn ``--target`` into a class index, with :func:`gradcam_widgets.classes.lookup_class`.
 
     Args:
         text: An index (``"285"``) or a class name, matched ignoring case and with
-            ``_`` read as a space; ``None`` for the top class.
+            ``_`` read as a space (or a part of a name only one class contains);
+            ``None`` for the top class.
         class_names: The model's class names.
 
     Returns:
@@ -115,22 +137,12 @@ def parse_target(text: str | None, class_names: Sequence[str]) -> int | None:
     """
     if text is None:
         return None
-    stripped = text.strip()
-    if stripped.lstrip("-").isdigit():
-        index = int(stripped)
-        if not 0 <= index < len(class_names):
-            raise CliError(f"class index {index} is out of range 0-{len(class_names) - 1}")
-        return index
-    wanted = _normalise(stripped)
-    matches = [i for i, name in enumerate(class_names) if _normalise(name) == wanted]
-    if len(matches) == 1:
-        return matches[0]
-    if matches:
-        listed = ", ".join(str(i) for i in matches)
-        raise CliError(f"class name {text!r} is ambiguous (classes {listed}): give the index")
-    close = difflib.get_close_matches(wanted, [_normalise(n) for n in class_names], n=3)
-    hint = f" (did you mean: {', '.join(close)}?)" if close else ""
-    raise CliError(f"unknown class name {text!r}{hint}")
+    from gradcam_widgets.classes import ClassLookupError, lookup_class
+
+    try:
+        return lookup_class(text, class_names)
+    except ClassLookupError as err:
+        raise CliError(str(err)) from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -146,7 +158,9 @@ def run(args: argparse.Namespace) -> int:
     output = Path(args.output)
     if not output.parent.is_dir():
         raise CliError(f"cannot write {args.output}: no such directory {output.parent}")
-    target = parse_target(args.target, gw.data.imagenet_class_names())
+    class_names = gw.data.imagenet_class_names()
+    target = parse_target(args.target, class_names)
+    contrast = parse_target(args.contrast, class_names)
 
     try:
         net = zoo.load(MODEL, framework=args.framework)
@@ -166,7 +180,15 @@ def run(args: argparse.Namespace) -> int:
                 "lists works)"
             )
     try:
-        heatmap = gw.gradcam(net.model, batch, target=target, layer=layer)[0]
+        heatmap = gw.gradcam(
+            net.model,
+            batch,
+            target=target,
+            layer=layer,
+            method=args.method,
+            contrast=contrast,
+            evidence=args.evidence,
+        )[0]
     except ValueError as err:
         raise CliError(" ".join(str(err).split())) from None
     picture = gw.overlay(image, heatmap, alpha=args.alpha)
@@ -179,8 +201,13 @@ def run(args: argparse.Namespace) -> int:
     for index, name, probability in top5:
         print(f"  {index:4d}  {name:<28s} {probability:6.1%}")
     height, width = picture.shape[:2]
+    what = f"class {target} ({net.class_names[target]})"
+    if contrast is not None:
+        what += f" rather than {contrast} ({net.class_names[contrast]})"
+    if args.evidence == "against":
+        what = f"evidence against {what}"
     print(
-        f"Grad-CAM of class {target} ({net.class_names[target]}) at layer {layer!r} "
+        f"{METHODS[args.method].label} of {what} at layer {layer!r} "
         f"-> {args.output} ({width}x{height})"
     )
     return 0

@@ -1,164 +1,46 @@
-"""The Explorer: sliders for layer, class and alpha over one image, answering at once.
+"""The Explorer: controls for layer, class, method, contrast, evidence and blend, over one image.
 
-A thin controller over the engine (:mod:`gradcam_widgets.methods`) and the pure drawing
-functions (:mod:`gradcam_widgets.render`), built only from standard ipywidgets (no custom
-JavaScript), so it runs wherever ipywidgets 8 does and can be tested by setting
-``.value`` without a browser.
+A thin view over :class:`~gradcam_widgets.explorer_state.ExplorerState`, which holds the
+caches, captions and class search and is tested without ipywidgets. The view is built
+only from standard ipywidgets (no custom JavaScript), so it runs wherever ipywidgets 8
+does, every control is reachable with the keyboard (Tab, arrows, Enter, Space), and it
+can be driven from code by setting ``.value``.
 
-Why it is fast: the model runs as little as the maths allows.
+Observers are narrow, as in bqplot: an alpha change only re-blends the overlay; a
+colormap change recolours; only the layer, class, method, contrast and evidence redraw
+everything (and only a class or contrast not seen before runs the model).
 
-* Probabilities come from one call to :func:`~gradcam_widgets.engine.predict`.
-* For a class, the maps of *every* layer on the slider come from one engine call (one
-  forward and one backward pass) and are cached per (class, method), so moving the layer
-  slider is a lookup and a class seen before costs nothing. Classes are computed when
-  first chosen, not all top-k at start: on EfficientNet-Lite0 most of a call is the
-  backward pass, so :func:`~gradcam_widgets.engine.gradcam_multi` for five classes costs
-  about three single calls, and the first picture would wait for all of them.
-* Alpha and colormap changes never call the model: the map, resized to the picture and
-  normalised, is cached, and only the blend and the PNG encoding are redone.
+Saved notebooks: the widget's rich output also carries an ``image/png`` of the current
+view, so the picture shows where widgets do not render (GitHub, nbviewer).
 """
 
 from __future__ import annotations
 
 import html
-from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import ipywidgets as widgets
 import numpy as np
-from matplotlib import colormaps
-from PIL import Image as PILImage
 
-from . import engine, render
-from ._core import normalize
-from .backends import backend_for, to_numpy
+from . import render
+from .classes import ClassLookupError
+from .explorer_state import (
+    COLORMAPS,
+    DISPLAY_SIZE,
+    EVIDENCE_LABELS,
+    ExplorerState,
+    Settings,
+    legend_html,
+)
+from .render import image_from_inputs
 
-__all__ = ["Explorer", "COLORMAPS", "METHOD_LABELS", "image_from_inputs"]
-
-#: Colormaps offered by the Explorer (matplotlib names); the first is the default.
-COLORMAPS: tuple[str, ...] = ("jet", "turbo", "viridis", "inferno", "magma", "gray")
-
-#: Method value -> button label.
-METHOD_LABELS: dict[str, str] = {"gradcam": "Grad-CAM", "cam": "CAM"}
-
-#: Longest side of each picture on screen, in pixels: larger images are shrunk to it,
-#: small ones (a 28-pixel digit) are enlarged by a whole factor up to it.
-DISPLAY_SIZE = 320
-
-_CACHE_SIZE = 64  # coloured maps kept (about 0.3 MB each at 320 x 213)
-
-
-def _as_numpy(batch: Any) -> np.ndarray:
-    """A framework tensor or array as numpy (never imports a framework)."""
-    return to_numpy(batch)
-
-
-def image_from_inputs(inputs: Any, channels_first: bool) -> np.ndarray:
-    """A drawable picture from a model's input: float in [0, 1], ``(H, W)`` or ``(H, W, 3)``.
-
-    The values are rescaled linearly from their minimum to their maximum, for display
-    only. A per-channel normalisation (ImageNet's mean and standard deviation) is not
-    undone exactly, so colours may look a little off: pass the original picture as
-    ``image=`` to see it as it was.
-
-    Args:
-        inputs: one image, ``(1, C, H, W)`` / ``(C, H, W)`` when ``channels_first``,
-            ``(1, H, W, C)`` / ``(H, W, C)`` otherwise; numpy or a framework tensor.
-        channels_first: the layout of ``inputs`` (torch: True; Keras: False).
-
-    Raises:
-        ValueError: a batch of several images, or a channel count that is neither 1 nor 3.
-    """
-    array = _as_numpy(inputs).astype(np.float32)
-    if array.ndim == 4:
-        if array.shape[0] != 1:
-            raise ValueError(
-                f"inputs hold {array.shape[0]} images; the Explorer shows one: pass "
-                "inputs[:1] (a batch of one)."
-            )
-        array = array[0]
-    if array.ndim == 3 and channels_first:
-        array = np.transpose(array, (1, 2, 0))
-    if array.ndim == 3 and array.shape[-1] == 1:
-        array = array[..., 0]
-    if not (array.ndim == 2 or (array.ndim == 3 and array.shape[-1] == 3)):
-        raise ValueError(
-            f"cannot draw an input of shape {array.shape} as a picture: pass the picture "
-            "itself as image= (RGB or grayscale, H x W)."
-        )
-    low, high = float(array.min()), float(array.max())
-    if high > low:
-        return (array - low) / (high - low)
-    return np.zeros_like(array)
-
-
-def _fit_for_display(rgb: np.ndarray) -> tuple[np.ndarray, int]:
-    """Shrink a large picture to ``DISPLAY_SIZE``, or choose a whole enlargement factor."""
-    longest = max(rgb.shape[:2])
-    if longest > DISPLAY_SIZE:
-        ratio = DISPLAY_SIZE / longest
-        size = (max(1, round(rgb.shape[1] * ratio)), max(1, round(rgb.shape[0] * ratio)))
-        shrunk = PILImage.fromarray(rgb).resize(size, PILImage.Resampling.LANCZOS)
-        return np.asarray(shrunk), 1
-    return rgb, max(1, DISPLAY_SIZE // longest)
-
-
-@dataclass(frozen=True)
-class _Colour:
-    """A map ready to draw: its colours (uint8 RGB), whether it is all zero, its PNG."""
-
-    colour: np.ndarray
-    empty: bool
-    png: bytes
-
-
-def _encode_png(image: np.ndarray, scale: int) -> bytes:
-    """PNG bytes for the view: fast zlib level 1, since every slider event encodes."""
-    return render.to_png(image, scale=scale, compress_level=1)
-
-
-@lru_cache(maxsize=16)
-def _legend_html(colormap: str, width: int) -> str:
-    """A colour bar for the heatmap, drawn in HTML: from 0 to the map's maximum."""
-    stops = colormaps[colormap](np.linspace(0.0, 1.0, 11))
-    colours = ", ".join(
-        "#{:02x}{:02x}{:02x}".format(*(int(round(c * 255)) for c in rgba[:3])) for rgba in stops
-    )
-    return (
-        f"<div style='width:{width}px;font-size:12px'>"
-        f"<div style='height:10px;background:linear-gradient(to right, {colours})'></div>"
-        "<div style='display:flex;justify-content:space-between'>"
-        "<span>0: no evidence</span><span>the map's maximum</span></div></div>"
-    )
-
-
-def _class_names(names: Sequence[str] | Mapping[int, str] | None, count: int) -> list[str]:
-    if names is None:
-        return [str(i) for i in range(count)]
-    if isinstance(names, Mapping):
-        return [str(names.get(i, i)) for i in range(count)]
-    names = [str(name) for name in names]
-    if len(names) != count:
-        raise ValueError(
-            f"class_names has {len(names)} names but the model scores {count} classes."
-        )
-    return names
-
-
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = np.exp(logits.astype(np.float64) - logits.max())
-    return shifted / shifted.sum()
-
-
-def _percent(p: float) -> str:
-    return "<0.1%" if p < 0.0005 else f"{p:.1%}"
+__all__ = ["Explorer", "COLORMAPS", "DISPLAY_SIZE", "image_from_inputs"]
 
 
 class Explorer(widgets.VBox):
-    """Grad-CAM of one image with sliders for the layer, the class and the blend.
+    """Grad-CAM of one image with controls for everything that changes the picture.
 
     Example::
 
@@ -175,21 +57,28 @@ class Explorer(widgets.VBox):
     * ``.target``: ``Dropdown`` whose value is a class index; the top-k predictions come
       first, labelled ``"name (probability)"``, then every other class.
     * ``.find``: ``Combobox`` to reach any class by typing its name or its index.
+    * ``.method``: ``ToggleButtons`` over every registered method that applies
+      (``gw.METHODS``; CAM only when the head is global average pooling then one dense
+      layer, and only at that layer).
+    * ``.contrast``: ``Dropdown`` of classes, ``None`` = off: the map then explains
+      ``y^class - y^contrast``, "why this class rather than that one".
+    * ``.evidence``: ``ToggleButtons``, ``"for"`` the class or ``"against"`` it (the
+      counterfactual map: ``ReLU(-S)``, Selvaraju et al. 2017).
     * ``.alpha``: ``FloatSlider`` 0..1, the heatmap's weight in the blend.
-    * ``.colormap``: ``Dropdown`` of matplotlib colormap names.
-    * ``.method``: ``ToggleButtons``, ``"gradcam"`` or ``"cam"`` (CAM is offered only when
-      the model's head is global average pooling then one dense layer).
-    * ``.view``: ``ipywidgets.Image`` (PNG bytes): the heatmap over the picture, at a
-      readable size; ``.heatmap`` beside it: the heatmap alone, with a colour bar.
-    * ``.caption``: ``HTML`` naming the layer, its resolution, the class, score and
-      probability; ``.message``: ``HTML`` where errors and notes appear.
+    * ``.colormap``: ``Dropdown`` of matplotlib colormaps; the default, viridis, reads
+      the same with colour-vision deficiency; jet is still offered.
+    * ``.pin_button`` (:meth:`pin` / :meth:`unpin`) and ``.faithfulness_button``
+      (:meth:`faithfulness`).
+    * ``.view``: ``ipywidgets.Image``, the heatmap over the picture; ``.heatmap`` the map
+      alone with a colour bar; ``.pinned_view`` the pinned picture.
+    * ``.caption``: ``HTML`` with the numbers (scores, probabilities, the map's maximum
+      and where it is, faithfulness); ``.message``: errors and notes.
 
     Args:
         model: a ``torch.nn.Module`` or ``keras.Model``; it is never changed.
         inputs: one preprocessed image, in the model's layout, as a batch of one.
         image: the picture drawn under the heatmap (the un-preprocessed RGB or grayscale,
-            uint8 or float in [0, 1]); by default derived from ``inputs``, rescaled to
-            [0, 1].
+            uint8 or float in [0, 1]); by default derived from ``inputs``.
         class_names: a list of names (index ``i`` names class ``i``) or a dict.
         layers: the layers on the slider; default every candidate layer of the model.
         top_k: how many top predictions head the class list.
@@ -205,80 +94,61 @@ class Explorer(widgets.VBox):
         layers: Sequence[str] | None = None,
         top_k: int = 5,
     ) -> None:
-        backend = backend_for(model)
-        batch = backend.prepare(model, inputs)
-        if int(batch.shape[0]) != 1:
-            raise ValueError(
-                f"inputs hold {int(batch.shape[0])} images; the Explorer shows one: pass a "
-                "batch of one (inputs[:1])."
-            )
-        self._model = model
-        self._inputs = batch
-        names = list(dict.fromkeys(layers)) if layers is not None else None
-        if names is None:
-            names = engine.candidate_layers(model, batch)
-        if not names:
-            raise ValueError("no layer to explore: give layers=[...] with at least one name.")
-        self.layers: list[str] = names
-
-        logits = engine.predict(model, batch)[0]
-        self.scores: np.ndarray = logits
-        self.probabilities: np.ndarray = _softmax(logits)
-        self.class_names: list[str] = _class_names(class_names, len(logits))
-        order = np.argsort(-self.probabilities, kind="stable")
-        self.top_classes: list[int] = [int(c) for c in order[: max(1, min(top_k, len(order)))]]
-
-        if image is None:
-            image = image_from_inputs(batch, channels_first=not backend.channels_last)
-        self._rgb, self._scale = _fit_for_display(render.as_rgb_uint8(image))
-        self._rgb_float = self._rgb.astype(np.float32)
-        self._blank_png = _encode_png(np.full_like(self._rgb, 235), self._scale)
-
-        # Raw maps per (class, method): {layer: 2-D float32 at the layer's resolution}.
-        self._maps: dict[tuple[int, str], dict[str, np.ndarray]] = {}
-        # Display-ready colours per (class, method, layer, colormap), least recent first.
-        self._colours: OrderedDict[tuple[int, str, str, str], _Colour] = OrderedDict()
-        self.engine_calls = 0  # how many times the Explorer asked the engine for maps
+        state = ExplorerState(
+            model, inputs, image=image, class_names=class_names, layers=layers, top_k=top_k
+        )
+        self.state = state
         self.last_error: BaseException | None = None
-
-        self.cam_layer: str | None = self._detect_cam(model, batch)
-
-        options = [("Grad-CAM", "gradcam")]
-        if self.cam_layer is not None:
-            options.append(("CAM", "cam"))
-            tooltips = [
-                "Gradient-weighted class activation map: works at every layer",
-                f"Class activation map from the dense weights: only at layer {self.cam_layer}",
-            ]
-        else:
-            tooltips = ["Gradient-weighted class activation map (CAM needs a GAP + dense head)"]
         wide = {"description_width": "initial"}
-        # The top class's maps (every layer, one engine call) also give each layer's size.
-        sizes = {
-            name: heat.shape
-            for name, heat in self._maps_for(self.top_classes[0], "gradcam").items()
-        }
         self.layer = widgets.SelectionSlider(
-            options=[(f"{name} ({sizes[name][0]}x{sizes[name][1]})", name) for name in self.layers],
-            value=self.layers[-1],
+            options=[
+                (f"{name} ({state.sizes[name][0]}x{state.sizes[name][1]})", name)
+                for name in state.layers
+            ],
+            value=state.layers[-1],
             description="layer (early → late)",
             continuous_update=True,
             style=wide,
             layout=widgets.Layout(width="100%"),
         )
         self.target = widgets.Dropdown(
-            options=self._target_options(),
-            value=self.top_classes[0],
+            options=state.target_options(),
+            value=state.top_classes[0],
             description="class",
             style=wide,
             layout=widgets.Layout(width="50%"),
         )
         self.find = widgets.Combobox(
-            options=sorted(set(self.class_names)),
+            options=sorted(set(state.class_names)),
             placeholder="any other class: type a name or a number, then Enter",
             ensure_option=False,
             continuous_update=False,
             layout=widgets.Layout(width="50%"),
+        )
+        self.method = widgets.ToggleButtons(
+            options=state.method_options(),
+            value="gradcam" if "gradcam" in state.methods else state.methods[0],
+            tooltips=state.method_tooltips(),
+            description="method",
+            style={"button_width": "100px", "description_width": "initial"},
+            layout=widgets.Layout(flex="0 0 auto", margin="0 24px 0 0"),
+        )
+        self.evidence = widgets.ToggleButtons(
+            options=[(label, value) for value, label in EVIDENCE_LABELS.items()],
+            value="for",
+            description="evidence",
+            tooltips=[
+                "Where the picture raises the score: ReLU(S)",
+                "Where it lowers the score, the counterfactual map: ReLU(-S)",
+            ],
+            style={"button_width": "130px", "description_width": "initial"},
+        )
+        self.contrast = widgets.Dropdown(
+            options=state.contrast_options(),
+            index=0,
+            description="rather than",
+            style=wide,
+            layout=widgets.Layout(width="40%"),
         )
         self.alpha = widgets.FloatSlider(
             value=0.5,
@@ -289,31 +159,42 @@ class Explorer(widgets.VBox):
             continuous_update=True,
             readout_format=".2f",
             style=wide,
-            layout=widgets.Layout(width="50%"),
+            layout=widgets.Layout(width="35%"),
         )
         self.colormap = widgets.Dropdown(
-            options=list(COLORMAPS), value=COLORMAPS[0], description="colormap", style=wide
+            options=list(COLORMAPS),
+            value=render.DEFAULT_COLORMAP,
+            description="colormap",
+            style=wide,
         )
-        self.method = widgets.ToggleButtons(
-            options=options,
-            value="gradcam",
-            tooltips=tooltips,
-            style={"button_width": "100px"},
-            layout=widgets.Layout(flex="0 0 auto", margin="0 24px 0 0"),
+        self.pin_button = widgets.Button(
+            description="pin this view",
+            tooltip="Keep this picture beside the live one, to compare (no model call)",
+            icon="thumb-tack",
         )
-        # Fixed on-screen size: the picture neither stretches nor shrinks with the page.
-        width = self._rgb.shape[1] * self._scale
-        height = self._rgb.shape[0] * self._scale
-        self.view = widgets.Image(format="png", layout=self._picture_layout(width, height))
-        self.heatmap = widgets.Image(format="png", layout=self._picture_layout(width, height))
+        self.faithfulness_button = widgets.Button(
+            description="faithfulness",
+            tooltip="Deletion and insertion scores of this map (Petsiuk et al. 2018)",
+            layout=widgets.Layout(width="auto"),
+        )
+        width = state.rgb.shape[1] * state.scale
+        height = state.rgb.shape[0] * state.scale
+        self.view = widgets.Image(format="png", layout=_picture_layout(width, height))
+        self.heatmap = widgets.Image(format="png", layout=_picture_layout(width, height))
+        self.pinned_view = widgets.Image(format="png", layout=_picture_layout(width, height))
         self.caption = widgets.HTML()
         self.message = widgets.HTML()
         self._overlay_title = widgets.HTML()
         self._heatmap_title = widgets.HTML()
+        self._pinned_title = widgets.HTML()
         self._legend = widgets.HTML()
-
+        self._pinned_box = widgets.VBox(
+            [self._pinned_title, self.pinned_view],
+            layout=widgets.Layout(margin="0 16px 0 0", display="none"),
+        )
         pictures = widgets.HBox(
             [
+                self._pinned_box,
                 widgets.VBox(
                     [self._overlay_title, self.view], layout=widgets.Layout(margin="0 16px 0 0")
                 ),
@@ -325,7 +206,11 @@ class Explorer(widgets.VBox):
             children=[
                 self.layer,
                 widgets.HBox([self.target, self.find]),
-                widgets.HBox([self.method, self.alpha, self.colormap]),
+                widgets.HBox(
+                    [self.method, self.evidence], layout=widgets.Layout(flex_flow="row wrap")
+                ),
+                widgets.HBox([self.contrast, self.alpha, self.colormap]),
+                widgets.HBox([self.pin_button, self.faithfulness_button]),
                 pictures,
                 self.caption,
                 self.message,
@@ -337,154 +222,264 @@ class Explorer(widgets.VBox):
             (self.layer, "layer"),
             (self.target, "target"),
             (self.find, "find"),
+            (self.method, "method"),
+            (self.evidence, "evidence"),
+            (self.contrast, "contrast"),
             (self.alpha, "alpha"),
             (self.colormap, "colormap"),
-            (self.method, "method"),
+            (self.pin_button, "pin"),
+            (self.faithfulness_button, "faithfulness"),
             (self.view, "overlay"),
             (self.heatmap, "heatmap"),
+            (self.pinned_view, "pinned"),
             (self.caption, "caption"),
             (self.message, "message"),
         ]:
             part.add_class(f"gradcam-{name}")
-        for control in (self.layer, self.target, self.alpha, self.colormap, self.method):
-            control.observe(self._on_change, names="value")
+        for control in (self.layer, self.target, self.method, self.contrast, self.evidence):
+            control.observe(self._on_map_change, names="value")
+        self.alpha.observe(self._on_alpha, names="value")
+        self.colormap.observe(self._on_colormap, names="value")
         self.find.observe(self._on_find, names="value")
-        self._refresh()
+        self.pin_button.on_click(self._on_pin_button)
+        self.faithfulness_button.on_click(self._on_faithfulness_button)
+        self._redraw_all()
 
-    @staticmethod
-    def _picture_layout(width: int, height: int) -> widgets.Layout:
-        return widgets.Layout(
-            width=f"{width}px", height=f"{height}px", object_fit="contain", flex="0 0 auto"
+    # ----------------------------------------------------------------- state read-outs
+
+    @property
+    def layers(self) -> list[str]:
+        """The layer names on the slider, earliest first."""
+        return self.state.layers
+
+    @property
+    def scores(self) -> np.ndarray:
+        """``(C,)`` pre-softmax scores of the image."""
+        return self.state.scores
+
+    @property
+    def probabilities(self) -> np.ndarray:
+        """``(C,)`` softmax of the scores."""
+        return self.state.probabilities
+
+    @property
+    def class_names(self) -> list[str]:
+        """One name per class."""
+        return self.state.class_names
+
+    @property
+    def top_classes(self) -> list[int]:
+        """The top-k classes, most probable first."""
+        return self.state.top_classes
+
+    @property
+    def cam_layer(self) -> str | None:
+        """The layer where CAM works, or None (no GAP + dense head)."""
+        return self.state.cam_layer
+
+    @property
+    def engine_calls(self) -> int:
+        """How many times the model ran for maps (cache misses)."""
+        return self.state.engine_calls
+
+    @property
+    def _scale(self) -> int:
+        return self.state.scale
+
+    @property
+    def settings(self) -> Settings:
+        """The view's settings, read from the controls."""
+        return Settings(
+            layer=self.layer.value,
+            target=int(self.target.value),
+            method=self.method.value,
+            contrast=None if self.contrast.value is None else int(self.contrast.value),
+            evidence=self.evidence.value,
+            alpha=float(self.alpha.value),
+            colormap=self.colormap.value,
         )
 
-    # ----------------------------------------------------------------- engine calls
+    @property
+    def pinned(self) -> dict[str, Any] | None:
+        """None, or the settings of the pinned view (a dict)."""
+        return None if self.state.pinned is None else self.state.pinned.as_dict()
 
-    def _detect_cam(self, model: Any, batch: Any) -> str | None:
-        """The layer CAM works at (the explorer's last layer), or None; tried once."""
-        layer = self.layers[-1]
-        try:
-            cam_map = engine.cam(model, batch, target=self.top_classes[0], layer=layer)
-        except (ValueError, TypeError):
-            return None
-        self._maps[(self.top_classes[0], "cam")] = {layer: cam_map[0]}
-        return layer
+    @property
+    def current_map(self) -> np.ndarray:
+        """The map on screen, at its layer's own resolution, not normalised (2-D)."""
+        return self.state.heatmap(self.settings)
 
-    def _maps_for(self, cls: int, method: str) -> dict[str, np.ndarray]:
-        """Every layer's map for a class, from one engine call the first time."""
-        key = (cls, method)
-        if key not in self._maps:
-            self.engine_calls += 1
+    def maps(
+        self,
+        target: int | None = None,
+        method: str = "gradcam",
+        *,
+        contrast: int | None = None,
+        evidence: str = "for",
+    ) -> dict[str, np.ndarray]:
+        """Every slider layer's map for a class, at each layer's own resolution (cached).
+
+        Args:
+            target: a class index; ``None`` for the class chosen in ``.target``.
+            method: a method offered in ``.method`` (for CAM only its layer is in the dict).
+            contrast: ``None`` or the class whose score is subtracted.
+            evidence: ``"for"`` or ``"against"``.
+
+        Returns:
+            ``{layer name: 2-D float32 map}``, not normalised.
+        """
+        if method not in self.state.methods:
+            offered = ", ".join(repr(m) for m in self.state.methods)
             if method == "cam":
-                cam_map = engine.cam(self._model, self._inputs, target=cls, layer=self.cam_layer)
-                self._maps[key] = {self.cam_layer: cam_map[0]}
-            else:
-                maps = engine.gradcam(self._model, self._inputs, target=cls, layer=self.layers)
-                self._maps[key] = {name: m[0] for name, m in maps.items()}
-        return self._maps[key]
+                raise ValueError(
+                    "CAM needs a global-average-pooling + dense head: not this model. "
+                    f"Methods offered: {offered}."
+                )
+            raise ValueError(f"method is one of {offered}, not {method!r}.")
+        if evidence not in EVIDENCE_LABELS:
+            raise ValueError(f"evidence is 'for' or 'against', not {evidence!r}.")
+        cls = int(self.target.value) if target is None else int(target)
+        sign = -1.0 if evidence == "against" else 1.0
+        signed = self.state.signed_maps(cls, method, contrast)
+        return {name: np.maximum(sign * s, 0.0).astype(np.float32) for name, s in signed.items()}
+
+    # ----------------------------------------------------------------- actions
+
+    def pin(self) -> None:
+        """Keep the current picture and its settings beside the live one (no model call)."""
+        self.state.pin(self.settings)
+        self._draw_pinned()
+        self._draw_caption()
+
+    def unpin(self) -> None:
+        """Remove the pinned picture."""
+        self.state.unpin()
+        self._draw_pinned()
+        self._draw_caption()
+
+    def faithfulness(self, steps: int = 32, references: bool = False) -> dict[str, float]:
+        """Deletion and insertion AUCs of the current map, shown in the caption.
+
+        Petsiuk et al. 2018 (RISE): the class probability as the map's most important
+        pixels are removed (deletion: lower is better) or put back on a blurred copy
+        (insertion: higher is better); see :mod:`gradcam_widgets.metrics.faithfulness`.
+        Cached per (class, layer, method, contrast, evidence).
+
+        Args:
+            steps: steps of each curve (``steps + 1`` images each, batched).
+            references: also score a random and a centre map of the class, for comparison.
+
+        Returns:
+            ``{"deletion": auc, "insertion": auc}``.
+        """
+        scores = self.state.faithfulness(self.settings, steps=steps, references=references)
+        self._draw_caption()
+        return scores
+
+    def export(self, path: str | Path) -> tuple[Path, Path]:
+        """Write the current overlay as PNG at ``path`` and a JSON manifest beside it.
+
+        The manifest (``path`` with suffix ``.json``) names the model's class, the layer,
+        class and contrast, method, evidence, alpha, colormap, input shape, package
+        version and the faithfulness scores if computed.
+
+        Returns:
+            The PNG's and the manifest's paths.
+        """
+        return self.state.export(self.settings, path)
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any] | None:
+        """The widget, plus a PNG of the current view for viewers without widgets."""
+        bundle = super()._repr_mimebundle_(**kwargs)
+        if bundle is not None:
+            try:
+                bundle["image/png"] = self.state.snapshot_png(self.settings)
+            except Exception:  # noqa: BLE001  (a fallback must never hide the widget)
+                pass
+        return bundle
 
     # ----------------------------------------------------------------- drawing
 
-    def _colour(self, cls: int, method: str, layer: str, colormap: str) -> _Colour:
-        """The map resized to the picture, normalised and coloured; cached (LRU)."""
-        key = (cls, method, layer, colormap)
-        cached = self._colours.get(key)
-        if cached is not None:
-            self._colours.move_to_end(key)
-            return cached
-        raw = self._maps_for(cls, method)[layer]
-        unit = normalize(render.resize_map(raw, self._rgb.shape[:2]))
-        colour = render.colorize(unit, colormap)
-        entry = _Colour(
-            colour=colour,
-            empty=not np.any(unit > 0),
-            png=_encode_png(colour, self._scale),
-        )
-        self._colours[key] = entry
-        if len(self._colours) > _CACHE_SIZE:
-            self._colours.popitem(last=False)
-        return entry
-
-    def _state(self) -> tuple[str, int, float, str, str]:
-        return (
-            self.layer.value,
-            int(self.target.value),
-            float(self.alpha.value),
-            self.colormap.value,
-            self.method.value,
+    def _draw_overlay(self) -> None:
+        settings = self.settings
+        self.view.value = self.state.overlay_png(settings)
+        self._overlay_title.value = (
+            f"<b>{self.state.method_label(settings.method)} over the picture</b>"
         )
 
-    def _refresh(self) -> None:
-        """Redraw from the controls' current values (never from the event that fired)."""
-        layer, cls, alpha, colormap, method = self._state()
-        note = ""
-        resolution: tuple[int, ...] | None = None
-        if method == "cam" and layer != self.cam_layer:
-            overlay = self._rgb
-            heat_png = self._blank_png
-            note = (
-                f"<b>CAM exists only at layer <code>{html.escape(str(self.cam_layer))}</code></b>,"
-                " the one whose maps global average pooling hands to the dense layer: move "
-                "the layer slider there, or switch to Grad-CAM, which works at every layer."
-            )
-        else:
-            entry = self._colour(cls, method, layer, colormap)
-            resolution = self._maps_for(cls, method)[layer].shape
-            heat_png = entry.png
-            if entry.empty:
-                overlay = self._rgb
-                note = (
-                    "The map has no positive value here: nothing at this layer speaks for "
-                    "this class, so only the picture is shown."
-                )
-            else:
-                # The blend of render.overlay, on the cached colour: no model, no resize.
-                blended = (1.0 - alpha) * self._rgb_float + alpha * entry.colour.astype(np.float32)
-                overlay = np.clip(np.round(blended), 0, 255).astype(np.uint8)
-        self.view.value = _encode_png(overlay, self._scale)
-        self.heatmap.value = heat_png
-        self._overlay_title.value = f"<b>{METHOD_LABELS[method]} over the picture</b>"
-        size = f" ({resolution[0]}x{resolution[1]} map)" if resolution is not None else ""
+    def _draw_heatmap(self) -> None:
+        settings = self.settings
+        entry = self.state.picture(settings)
+        self.heatmap.value = entry.png
+        size = f" ({entry.resolution[0]}x{entry.resolution[1]} map)" if entry.resolution else ""
         self._heatmap_title.value = f"<b>The heatmap alone</b>{size}"
-        self._legend.value = _legend_html(colormap, self._rgb.shape[1] * self._scale)
-        self.caption.value = self._caption(layer, cls, method, resolution, note)
-
-    def _caption(
-        self,
-        layer: str,
-        cls: int,
-        method: str,
-        resolution: tuple[int, ...] | None,
-        note: str,
-    ) -> str:
-        name = html.escape(self.class_names[cls])
-        label = f"{cls}: {name}" if name != str(cls) else name
-        rank = int(np.sum(self.probabilities > self.probabilities[cls])) + 1
-        where = f"layer <code>{html.escape(layer)}</code>"
-        if resolution is not None:
-            where += f" ({resolution[0]}x{resolution[1]})"
-        text = (
-            f"{METHOD_LABELS[method]} of class <b>{label}</b>: score {self.scores[cls]:.2f}, "
-            f"probability {_percent(float(self.probabilities[cls]))} (rank {rank} of "
-            f"{len(self.probabilities)}), at {where}."
+        peak = entry.peak if entry.resolution and not entry.empty else None
+        self._legend.value = legend_html(
+            settings.colormap, self.state.rgb.shape[1] * self.state.scale, peak
         )
-        if note:
-            text += f"<br>{note}"
-        return f"<div style='line-height:1.5'>{text}</div>"
+
+    def _draw_pinned(self) -> None:
+        pinned = self.state.pinned
+        if pinned is None:
+            self._pinned_box.layout.display = "none"
+            self.pin_button.description = "pin this view"
+            return
+        self.pinned_view.value = self.state.overlay_png(pinned)
+        self._pinned_title.value = f"<b>Pinned:</b> {self.state.describe(pinned)}"
+        self._pinned_box.layout.display = "flex"
+        self.pin_button.description = "unpin"
+
+    def _draw_caption(self) -> None:
+        self.caption.value = self.state.caption(self.settings)
+
+    def _redraw_all(self) -> None:
+        self._draw_overlay()
+        self._draw_heatmap()
+        self._draw_caption()
 
     # ----------------------------------------------------------------- callbacks
 
-    def _target_options(self) -> list[tuple[str, int]]:
-        top = [
-            (f"{self.class_names[c]} ({_percent(float(self.probabilities[c]))})", c)
-            for c in self.top_classes
-        ]
-        chosen = set(self.top_classes)
-        rest = [
-            (f"#{c} {name}" if name != str(c) else name, c)
-            for c, name in enumerate(self.class_names)
-            if c not in chosen
-        ]
-        return top + rest
+    def _guarded(self, action) -> None:
+        if self.last_error is not None:
+            action = self._redraw_all  # the last event failed: some parts are stale
+        try:
+            action()
+        except Exception as error:  # shown in the widget, where the learner looks
+            self._show_error(error)
+        else:
+            self.last_error = None
+            self.message.value = ""
+
+    def _on_map_change(self, change: dict[str, Any]) -> None:
+        owner = change["owner"]
+        if owner is self.contrast and change["new"] is None and self.contrast.index != 0:
+            self.contrast.index = 0  # show "off" rather than an empty box
+        if (
+            owner is self.method
+            and change["new"] == "cam"
+            and self.layer.value != self.state.cam_layer
+        ):
+            # CAM exists at one layer only: go there (that change redraws the picture).
+            self.layer.value = self.state.cam_layer
+            return
+        self._guarded(self._redraw_all)
+
+    def _on_alpha(self, change: dict[str, Any]) -> None:
+        self._guarded(self._draw_overlay)
+
+    def _on_colormap(self, change: dict[str, Any]) -> None:
+        def recolour() -> None:
+            self._draw_overlay()
+            self._draw_heatmap()
+
+        self._guarded(recolour)
+
+    def _on_pin_button(self, button: widgets.Button) -> None:
+        self._guarded(self.unpin if self.state.pinned is not None else self.pin)
+
+    def _on_faithfulness_button(self, button: widgets.Button) -> None:
+        self._show_note("Computing deletion and insertion curves…")
+        self._guarded(lambda: self.faithfulness(references=True))
 
     def _show_error(self, error: BaseException) -> None:
         self.last_error = error
@@ -497,82 +492,25 @@ class Explorer(widgets.VBox):
     def _show_note(self, text: str) -> None:
         self.message.value = f"<div style='color:#333;padding:4px 8px'>{html.escape(text)}</div>"
 
-    def _on_change(self, change: dict[str, Any]) -> None:
-        if (
-            change["owner"] is self.method
-            and change["new"] == "cam"
-            and self.layer.value != self.cam_layer
-        ):
-            # CAM exists at one layer only: go there (that change redraws the picture).
-            self.layer.value = self.cam_layer
-            return
-        try:
-            self._refresh()
-        except Exception as error:  # shown in the widget, where the learner looks
-            self._show_error(error)
-        else:
-            self.last_error = None
-            self.message.value = ""
-
-    def _resolve_class(self, text: str) -> int | str:
-        """A class index for what was typed, or a note saying why there is none."""
-        query = text.strip().lstrip("#").strip()
-        count = len(self.class_names)
-        if query.isdigit():
-            index = int(query)
-            if index < count:
-                return index
-            return f"There is no class {index}: this model has {count} classes (0 to {count - 1})."
-        lowered = query.lower()
-        exact = [i for i, name in enumerate(self.class_names) if name.lower() == lowered]
-        if exact:
-            return exact[0]
-        partial = [i for i, name in enumerate(self.class_names) if lowered in name.lower()]
-        if len(partial) == 1:
-            return partial[0]
-        if not partial:
-            return f"No class name contains {query!r}."
-        shown = ", ".join(self.class_names[i] for i in partial[:6])
-        more = "…" if len(partial) > 6 else ""
-        return f"{len(partial)} classes match {query!r} ({shown}{more}): type more of the name."
-
     def _on_find(self, change: dict[str, Any]) -> None:
         text = str(change["new"])
         if not text.strip():
             return
         try:
-            found = self._resolve_class(text)
-            if isinstance(found, str):
-                self._show_note(found)
-                return
-            self.target.value = found
-            self.find.value = ""
+            found = self.state.find_class(text)
+        except ClassLookupError as problem:
+            message = str(problem)
+            self._show_note(message[:1].upper() + message[1:] + ".")
+            return
         except Exception as error:
             self._show_error(error)
+            return
+        self.target.value = found
+        self.find.value = ""
 
-    # ----------------------------------------------------------------- read-outs
 
-    def maps(self, target: int | None = None, method: str = "gradcam") -> dict[str, np.ndarray]:
-        """Every slider layer's map for a class, at each layer's own resolution (cached).
-
-        Args:
-            target: a class index; ``None`` for the class chosen in ``.target``.
-            method: ``"gradcam"``, or ``"cam"`` (then only the CAM layer is in the dict).
-
-        Returns:
-            ``{layer name: 2-D float32 map}``, not normalised.
-        """
-        if method == "cam" and self.cam_layer is None:
-            raise ValueError("CAM needs a global-average-pooling + dense head: not this model.")
-        if method not in METHOD_LABELS:
-            raise ValueError(f"method is 'gradcam' or 'cam', not {method!r}.")
-        cls = int(self.target.value) if target is None else int(target)
-        return dict(self._maps_for(cls, method))
-
-    @property
-    def current_map(self) -> np.ndarray:
-        """The map on screen, at its layer's own resolution, not normalised (2-D)."""
-        layer, cls, _, _, method = self._state()
-        if method == "cam" and layer != self.cam_layer:
-            raise ValueError(f"CAM exists only at layer {self.cam_layer!r}.")
-        return self._maps_for(cls, method)[layer]
+def _picture_layout(width: int, height: int) -> widgets.Layout:
+    """Fixed on-screen size: the picture neither stretches nor shrinks with the page."""
+    return widgets.Layout(
+        width=f"{width}px", height=f"{height}px", object_fit="contain", flex="0 0 auto"
+    )

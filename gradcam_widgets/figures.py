@@ -25,9 +25,10 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
-from . import engine, render
+from . import classes, engine, render
 from .backends import backend_for
-from .explorer import _class_names, _percent, _softmax, image_from_inputs
+from .methods import METHODS
+from .render import image_from_inputs
 
 __all__ = ["GridFigure", "layer_grid", "class_grid", "image_grid", "top_channels", "weighted_sum"]
 
@@ -94,13 +95,13 @@ def _blank(axis: Any) -> None:
 def _label(cls: int, names: list[str], probabilities: np.ndarray) -> str:
     name = names[cls]
     head = f"{cls}: {name}" if name != str(cls) else name
-    return f"{head} ({_percent(float(probabilities[cls]))})"
+    return f"{head} ({classes.percent(float(probabilities[cls]))})"
 
 
 def _scores(model: Any, inputs: Any, class_names: Names) -> tuple[np.ndarray, list[str]]:
     logits = engine.predict(model, inputs)
-    probabilities = np.stack([_softmax(row) for row in logits])
-    return probabilities, _class_names(class_names, logits.shape[1])
+    probabilities = classes.softmax(logits)
+    return probabilities, classes.class_names(class_names, logits.shape[1])
 
 
 def layer_grid(
@@ -115,6 +116,7 @@ def layer_grid(
     colormap: str = "jet",
     columns: int | None = None,
     panel_size: float = 2.2,
+    method: str = "gradcam",
 ) -> Figure:
     """One image, several layers: the picture, then one overlay per layer.
 
@@ -129,15 +131,19 @@ def layer_grid(
         colormap: a matplotlib colormap name.
         columns: panels per row (default all in one row).
         panel_size: width of one panel in inches.
+        method: a gradient method of ``gw.METHODS``; its label titles the figure.
 
     Returns:
         A figure with ``1 + len(layers)`` axes, titled with each layer's name and its
         map's resolution.
     """
-    probabilities, names = _scores(model, inputs, class_names)
-    cls = int(probabilities[0].argmax()) if target is None else int(target)
     layers = list(layers) if layers is not None else engine.candidate_layers(model, inputs)
-    maps = engine.gradcam(model, inputs, target=cls, layer=layers)
+    # One pass gives the logits with the maps: no separate forward for the title.
+    result = engine.explain(model, inputs, [target], layers)
+    maps = result.maps(method)
+    probabilities = classes.softmax(result.logits)
+    names = classes.class_names(class_names, result.logits.shape[1])
+    cls = int(result.targets[0][0])
     picture = _pictures(model, inputs, None if image is None else [image], 1)[0]
     figure, axes = _panels(1 + len(layers), columns, panel_size, picture)
     axes[0].imshow(picture)
@@ -148,7 +154,8 @@ def layer_grid(
         axis.set_title(f"{layer}\n{heat.shape[0]}x{heat.shape[1]}", fontsize=9)
     for axis in axes:
         _blank(axis)
-    figure.suptitle(f"Grad-CAM of class {_label(cls, names, probabilities[0])}, layer by layer")
+    label = METHODS[method].label
+    figure.suptitle(f"{label} of class {_label(cls, names, probabilities[0])}, layer by layer")
     figure.tight_layout()
     return figure
 
@@ -166,6 +173,7 @@ def class_grid(
     colormap: str = "jet",
     columns: int | None = None,
     panel_size: float = 2.6,
+    method: str = "gradcam",
 ) -> Figure:
     """One image, several classes: the picture, then one overlay per class.
 
@@ -181,6 +189,7 @@ def class_grid(
         colormap: a matplotlib colormap name.
         columns: panels per row (default all in one row).
         panel_size: width of one panel in inches.
+        method: a gradient method of ``gw.METHODS``; its label titles the figure.
 
     Returns:
         A figure with ``1 + len(targets)`` axes, titled with each class and probability;
@@ -190,7 +199,7 @@ def class_grid(
     if targets is None:
         targets = [int(c) for c in np.argsort(-probabilities[0], kind="stable")[:top_k]]
     targets = [int(t) for t in targets]
-    per_class = engine.gradcam_multi(model, inputs, targets, layer)
+    per_class = engine.gradcam_multi(model, inputs, targets, layer, method=method)
     layer_name = next(iter(per_class[0]))
     picture = _pictures(model, inputs, None if image is None else [image], 1)[0]
     figure, axes = _panels(1 + len(targets), columns, panel_size, picture)
@@ -201,7 +210,7 @@ def class_grid(
         axis.set_title(_label(cls, names, probabilities[0]), fontsize=9)
     for axis in axes:
         _blank(axis)
-    figure.suptitle(f"Grad-CAM at layer {layer_name}, class by class")
+    figure.suptitle(f"{METHODS[method].label} at layer {layer_name}, class by class")
     figure.tight_layout()
     return figure
 
@@ -218,6 +227,7 @@ def image_grid(
     alpha: float = 0.5,
     colormap: str = "jet",
     panel_size: float = 1.8,
+    method: str = "gradcam",
 ) -> Figure:
     """Several images, one class each: one row per image, one column per layer.
 
@@ -234,6 +244,7 @@ def image_grid(
         alpha: the heatmap's weight in each overlay.
         colormap: a matplotlib colormap name.
         panel_size: width of one panel in inches.
+        method: a gradient method of ``gw.METHODS``; its label titles the figure.
 
     Returns:
         A figure with ``N * (1 + len(layers))`` axes: per row, the picture and one overlay
@@ -242,24 +253,26 @@ def image_grid(
     probabilities, names = _scores(model, inputs, class_names)
     count = probabilities.shape[0]
     if target is None:
-        classes = probabilities.argmax(axis=1)
+        chosen = probabilities.argmax(axis=1)
     elif isinstance(target, (int, np.integer)):
-        classes = np.full(count, int(target))
+        chosen = np.full(count, int(target))
     else:
-        classes = np.asarray(list(target), dtype=int)
+        chosen = np.asarray(list(target), dtype=int)
     if layers is None:
         layers = [engine.candidate_layers(model, inputs)[-1]]
     elif isinstance(layers, str):
         layers = [layers]
     layers = list(layers)
-    maps = engine.gradcam(model, inputs, target=[int(c) for c in classes], layer=layers)
+    maps = engine.gradcam(
+        model, inputs, target=[int(c) for c in chosen], layer=layers, method=method
+    )
     pictures = _pictures(model, inputs, images, count)
     if row_labels is not None and len(row_labels) != count:
         raise ValueError(f"got {len(row_labels)} row labels for {count} images.")
     figure = GridFigure(figsize=(panel_size * (1 + len(layers)), panel_size * 1.15 * count))
     axes = figure.subplots(count, 1 + len(layers), squeeze=False)
     for row in range(count):
-        cls = int(classes[row])
+        cls = int(chosen[row])
         axes[row, 0].imshow(pictures[row])
         title = f"class {_label(cls, names, probabilities[row])}"
         if row_labels is not None:

@@ -7,6 +7,7 @@ figures, the command line and the Explorer all draw the same pixels.
 from __future__ import annotations
 
 import io
+from typing import Any
 
 import numpy as np
 from matplotlib import colormaps
@@ -14,7 +15,22 @@ from PIL import Image
 
 from ._core import normalize
 
-__all__ = ["as_rgb_uint8", "resize_map", "colorize", "overlay", "to_png"]
+__all__ = [
+    "as_rgb_uint8",
+    "resize_map",
+    "colorize",
+    "blend",
+    "overlay",
+    "to_png",
+    "image_from_inputs",
+    "DEFAULT_COLORMAP",
+]
+
+#: The default colour scale: perceptually uniform, read the same by the common kinds of
+#: colour-vision deficiency and in grayscale print (matplotlib's viridis; Smith & van der
+#: Walt, "A Better Default Colormap for Matplotlib", SciPy 2015). ``"jet"`` is not: its
+#: bright cyan and yellow bands make edges that the data does not have.
+DEFAULT_COLORMAP = "viridis"
 
 
 def as_rgb_uint8(image: np.ndarray) -> np.ndarray:
@@ -74,6 +90,22 @@ def colorize(heatmap: np.ndarray, colormap: str = "jet") -> np.ndarray:
     return np.asarray(rgba[..., :3])
 
 
+def blend(rgb: np.ndarray, colour: np.ndarray, alpha: float) -> np.ndarray:
+    """``(1 - alpha) * rgb + alpha * colour``, rounded to uint8: the one blend of the package.
+
+    Args:
+        rgb: the picture, uint8 (or float 0-255) ``(H, W, 3)``.
+        colour: the coloured map, same shape.
+        alpha: the map's weight, 0 (picture only) to 1 (map only).
+    """
+    if not 0.0 <= float(alpha) <= 1.0:
+        raise ValueError(f"alpha must be between 0 and 1, got {alpha}.")
+    mixed = (1.0 - alpha) * np.asarray(rgb, dtype=np.float32) + alpha * np.asarray(
+        colour, dtype=np.float32
+    )
+    return np.clip(np.round(mixed), 0, 255).astype(np.uint8)
+
+
 def overlay(
     image: np.ndarray, heatmap: np.ndarray, alpha: float = 0.4, colormap: str = "jet"
 ) -> np.ndarray:
@@ -100,9 +132,7 @@ def overlay(
     resized = resize_map(array, rgb.shape[:2])
     if not np.any(normalize(resized) > 0):
         return rgb.copy()
-    colour = colorize(resized, colormap).astype(np.float32)
-    blended = (1.0 - alpha) * rgb.astype(np.float32) + alpha * colour
-    return np.clip(np.round(blended), 0, 255).astype(np.uint8)
+    return blend(rgb, colorize(resized, colormap), alpha)
 
 
 def to_png(image: np.ndarray, scale: int = 1, compress_level: int = 6) -> bytes:
@@ -123,3 +153,44 @@ def to_png(image: np.ndarray, scale: int = 1, compress_level: int = 6) -> bytes:
     buffer = io.BytesIO()
     picture.save(buffer, format="PNG", compress_level=compress_level)
     return buffer.getvalue()
+
+
+def image_from_inputs(inputs: Any, channels_first: bool) -> np.ndarray:
+    """A drawable picture from a model's input: float in [0, 1], ``(H, W)`` or ``(H, W, 3)``.
+
+    The values are rescaled linearly from their minimum to their maximum, for display
+    only. A per-channel normalisation (ImageNet's mean and standard deviation) is not
+    undone exactly, so colours may look a little off: pass the original picture to see
+    it as it was.
+
+    Args:
+        inputs: one image, ``(1, C, H, W)`` / ``(C, H, W)`` when ``channels_first``,
+            ``(1, H, W, C)`` / ``(H, W, C)`` otherwise; numpy or a framework tensor.
+        channels_first: the layout of ``inputs`` (torch: True; Keras: False).
+
+    Raises:
+        ValueError: a batch of several images, or a channel count that is neither 1 nor 3.
+    """
+    from .backends import to_numpy  # imports no framework
+
+    array = np.asarray(to_numpy(inputs)).astype(np.float32)
+    if array.ndim == 4:
+        if array.shape[0] != 1:
+            raise ValueError(
+                f"inputs hold {array.shape[0]} images; the Explorer shows one: pass "
+                "inputs[:1] (a batch of one)."
+            )
+        array = array[0]
+    if array.ndim == 3 and channels_first:
+        array = np.transpose(array, (1, 2, 0))
+    if array.ndim == 3 and array.shape[-1] == 1:
+        array = array[..., 0]
+    if not (array.ndim == 2 or (array.ndim == 3 and array.shape[-1] == 3)):
+        raise ValueError(
+            f"cannot draw an input of shape {array.shape} as a picture: pass the picture "
+            "itself as image= (RGB or grayscale, H x W)."
+        )
+    low, high = float(array.min()), float(array.max())
+    if high > low:
+        return (array - low) / (high - low)
+    return np.zeros_like(array)

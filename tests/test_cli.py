@@ -66,6 +66,37 @@ def test_target_layer_and_alpha(cached_zoo, cat_jpeg, tmp_path, capsys):
     assert opaque_change > 3 * faint_change
 
 
+def test_method_contrast_and_evidence_reach_the_engine(cached_zoo, cat_jpeg, tmp_path, capsys):
+    import gradcam_widgets as gw
+
+    out = tmp_path / "out.png"
+    args = [str(cat_jpeg), "--target", "tabby", "--contrast", "285", "--layer", "head"]
+    assert main([*args, "--method", "hirescam", "--evidence", "against", "-o", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "HiResCAM of evidence against class 281 (tabby) rather than 285" in printed
+    from gradcam_widgets.__main__ import read_image
+
+    image = read_image(str(cat_jpeg))  # what the CLI read: the JPEG, not the original
+    net = lite0("torch")
+    expected = gw.gradcam(
+        net.model, net.preprocess(image), 281, "head", method="hirescam", contrast=285,
+        evidence="against",
+    )[0]
+    assert expected.any()
+    picture = gw.overlay(image, expected, alpha=0.4)
+    np.testing.assert_array_equal(np.asarray(Image.open(out)), picture)
+
+
+def test_every_gradient_method_of_the_registry_is_offered(capsys):
+    from gradcam_widgets.__main__ import gradient_methods
+    from gradcam_widgets.methods import METHODS
+
+    assert set(gradient_methods()) == {n for n, m in METHODS.items() if m.needs_gradients}
+    with pytest.raises(SystemExit):
+        main(["photo.jpg", "--method", "cam", "-o", "x.png"])
+    assert "invalid choice: 'cam'" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [

@@ -54,18 +54,15 @@ def decode(png: bytes) -> np.ndarray:
     return np.asarray(picture.convert("RGB"))
 
 
+CONTROLS = ("method", "layer", "target", "contrast", "evidence", "colormap", "alpha")
+
+
 def state(ex: gw.Explorer) -> dict:
-    return {
-        "method": ex.method.value,
-        "layer": ex.layer.value,
-        "target": ex.target.value,
-        "colormap": ex.colormap.value,
-        "alpha": ex.alpha.value,
-    }
+    return {name: getattr(ex, name).value for name in CONTROLS}
 
 
 def set_state(ex: gw.Explorer, values: dict) -> None:
-    for name in ("method", "layer", "target", "colormap", "alpha"):  # method first: CAM
+    for name in CONTROLS:  # method first: CAM moves the layer slider
         getattr(ex, name).value = values[name]
 
 
@@ -107,11 +104,20 @@ def test_is_a_vbox_with_named_controls(ex):
 
 @pytest.mark.parametrize(
     "control, value",
-    [("layer", "0"), ("target", 4), ("alpha", 0.9), ("colormap", "viridis"), ("alpha", 0.0)],
+    [
+        ("layer", "0"),
+        ("target", 4),
+        ("alpha", 0.9),
+        ("colormap", "jet"),
+        ("alpha", 0.0),
+        ("evidence", "against"),
+        ("contrast", 2),
+        ("method", "gradcam++"),  # (HiResCAM equals Grad-CAM at a GAP layer)
+    ],
 )
 def test_setting_a_control_redraws_the_view(ex, control, value):
     before = ex.view.value
-    if control == "target" and value == ex.target.value:
+    if control in ("target", "contrast") and value == ex.target.value:
         value = 5
     getattr(ex, control).value = value
     assert ex.view.value != before
@@ -126,7 +132,7 @@ def test_view_is_render_overlay_of_the_current_map(ex):
     ex.colormap.value = "magma"
     scale = ex._scale
     picture = decode(ex.view.value)[::scale, ::scale]
-    image = explorer_module.image_from_inputs(batch(), channels_first=True)
+    image = render.image_from_inputs(batch(), channels_first=True)
     expected = render.overlay(image, ex.current_map, alpha=0.35, colormap="magma")
     np.testing.assert_array_equal(picture, expected)
     heat = decode(ex.heatmap.value)[::scale, ::scale]
@@ -189,12 +195,12 @@ def test_any_class_reachable_by_value_name_or_number():
 
 def test_cam_offered_for_a_gap_head_and_only_at_its_layer(ex):
     assert ex.cam_layer == "3"
-    assert [value for _, value in ex.method.options] == ["gradcam", "cam"]
+    assert [value for _, value in ex.method.options] == ["gradcam", "gradcam++", "hirescam", "cam"]
     ex.layer.value = "1"
     before = ex.view.value
     ex.method.value = "cam"
     assert ex.layer.value == "3"  # CAM lives at the pooled layer: the slider goes there
-    assert "CAM of class" in ex.caption.value
+    assert "CAM (evidence for) of class" in ex.caption.value
     assert ex.view.value != before
     decode(ex.view.value)
     ex.layer.value = "0"
@@ -214,7 +220,7 @@ def test_cam_and_gradcam_draw_the_same_picture_on_a_gap_net(ex):
 def test_cam_not_offered_for_a_flatten_head():
     ex = gw.Explorer(flatten_net(), batch())
     assert ex.cam_layer is None
-    assert [value for _, value in ex.method.options] == ["gradcam"]
+    assert [value for _, value in ex.method.options] == ["gradcam", "gradcam++", "hirescam"]
 
 
 # ----------------------------------------------------------------- speed by design
@@ -265,8 +271,8 @@ def test_construction_uses_few_engine_calls(net):
         gw.Explorer(net, batch(), top_k=5)
     finally:
         counter.remove()
-    # layer discovery, predict, CAM detection, the top class's maps
-    assert counter.count <= 4
+    # the layer-shape probe, the top class's maps with the scores, the CAM check
+    assert counter.count <= 3
 
 
 # ----------------------------------------------------------------- robustness
@@ -280,7 +286,9 @@ def test_burst_of_300_events_ends_in_the_final_state(net):
         "target": list(range(6)),
         "alpha": [round(a, 2) for a in np.linspace(0, 1, 21)],
         "colormap": list(explorer_module.COLORMAPS),
-        "method": ["gradcam", "cam"],
+        "method": ["gradcam", "cam", "gradcam++"],
+        "contrast": [None, 0, 3],
+        "evidence": ["for", "against"],
     }
     for _ in range(300):
         name = rng.choice(list(choices))
@@ -338,7 +346,7 @@ def test_error_in_a_callback_is_shown_in_the_widget(ex, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("the engine broke on purpose")
 
-    monkeypatch.setattr(gw.engine, "gradcam", broken)
+    monkeypatch.setattr(gw.engine, "explain", broken)
     view = ex.view.value
     new = next(c for c in range(6) if c not in ex.top_classes)
     ex.target.value = new  # must not raise: the error goes to the widget
@@ -371,14 +379,14 @@ def test_image_from_inputs_transposes_and_rescales():
     x = np.zeros((1, 3, 4, 5), dtype=np.float32)
     x[0, 0] = -2.0
     x[0, 2, 1, 1] = 3.0
-    picture = explorer_module.image_from_inputs(x, channels_first=True)
+    picture = render.image_from_inputs(x, channels_first=True)
     assert picture.shape == (4, 5, 3)
     assert picture.min() == 0.0 and picture.max() == 1.0
     assert picture[1, 1, 2] == 1.0
-    gray = explorer_module.image_from_inputs(np.ones((1, 6, 7, 1)), channels_first=False)
+    gray = render.image_from_inputs(np.ones((1, 6, 7, 1)), channels_first=False)
     assert gray.shape == (6, 7) and not gray.any()  # constant: all zero, no NaN
     with pytest.raises(ValueError, match="shows one"):
-        explorer_module.image_from_inputs(np.zeros((2, 3, 4, 4)), channels_first=True)
+        render.image_from_inputs(np.zeros((2, 3, 4, 4)), channels_first=True)
 
 
 def test_mnist_sized_grayscale_input_is_scaled_up():
@@ -429,16 +437,25 @@ def test_keras_model(keras_net):
     assert ex.layers == ["c1", "c2"]
     assert ex.cam_layer == "c2"
     assert decode(ex.view.value).shape[:2] == (12 * ex._scale, 12 * ex._scale)
-    for control, value in [("layer", "c1"), ("target", 3), ("alpha", 0.8), ("colormap", "gray")]:
+    for control, value in [
+        ("layer", "c1"),
+        ("target", 3),
+        ("alpha", 0.8),
+        ("colormap", "gray"),
+        ("evidence", "against"),
+    ]:
         before = ex.view.value
         if control == "target" and ex.target.value == 3:
             value = 4
         getattr(ex, control).value = value
         assert ex.view.value != before, control
+    ex.evidence.value = "for"
     ex.method.value = "cam"
-    assert ex.layer.value == "c2" and "CAM of class" in ex.caption.value
+    assert ex.layer.value == "c2" and "CAM (evidence for) of class" in ex.caption.value
     np.testing.assert_allclose(
-        ex.current_map, gw.cam(keras_net, x, target=ex.target.value, layer="c2")[0], rtol=1e-5
+        ex.current_map,
+        np.maximum(gw.cam(keras_net, x, target=ex.target.value, layer="c2")[0], 0),
+        rtol=1e-5,
     )
     assert ex.message.value == ""
     for a, b in zip(weights, keras_net.get_weights(), strict=True):
@@ -453,5 +470,166 @@ def test_maps_returns_every_layer_for_a_class(net, ex):
     for name in ex.layers:
         np.testing.assert_allclose(maps[name], expected[name][0], rtol=1e-5, atol=1e-6)
     assert list(ex.maps(method="cam")) == ["3"]
-    with pytest.raises(ValueError, match="gradcam' or 'cam"):
-        ex.maps(method="hirescam")
+    with pytest.raises(ValueError, match="not 'nope'"):
+        ex.maps(method="nope")
+    against = ex.maps(target=2, evidence="against", contrast=4)
+    expected = gw.gradcam(net, batch(), target=2, layer=ex.layers, contrast=4, evidence="against")
+    for name in ex.layers:
+        np.testing.assert_allclose(against[name], expected[name][0], rtol=1e-5, atol=1e-6)
+
+
+# ----------------------------------------------------------------- Explorer 2
+
+
+def test_contrast_is_off_by_default_and_shows_off(ex):
+    assert ex.contrast.value is None and ex.contrast.label == "off"
+    ex.contrast.value = 2 if ex.target.value != 2 else 3
+    assert "rather than" in ex.caption.value
+    ex.contrast.value = None
+    assert ex.contrast.label == "off"  # not an empty box
+    assert "rather than" not in ex.caption.value
+
+
+def test_evidence_toggle_and_pin_never_call_the_model(net):
+    ex = gw.Explorer(net, batch(), top_k=3)
+    counter = CountCalls(net)
+    try:
+        live = ex.view.value
+        ex.pin()
+        assert ex.pinned == {**ex.settings.as_dict()}
+        pinned_png = ex.pinned_view.value
+        assert decode(pinned_png).shape == decode(live).shape
+        ex.evidence.value = "against"
+        assert ex.view.value != live
+        assert ex.pinned_view.value == pinned_png  # the pinned view stays as it was
+        assert ex.pinned["evidence"] == "for"
+        for method in ("gradcam++", "hirescam", "cam", "gradcam"):
+            ex.method.value = method
+        ex.alpha.value = 0.8
+        assert counter.count == 0
+    finally:
+        counter.remove()
+    assert "Pinned beside it" in ex.caption.value
+    assert ex._pinned_box.layout.display != "none"
+    ex.unpin()
+    assert ex.pinned is None and ex._pinned_box.layout.display == "none"
+    assert "Pinned beside it" not in ex.caption.value
+
+
+def test_pin_button_toggles(ex):
+    ex.pin_button.click()
+    assert ex.pinned is not None and ex.pin_button.description == "unpin"
+    ex.pin_button.click()
+    assert ex.pinned is None and ex.pin_button.description == "pin this view"
+
+
+def test_alpha_observer_only_reblends(ex, monkeypatch):
+    caption, heat = ex.caption.value, ex.heatmap.value
+    calls = []
+    original = ex.state.caption
+    monkeypatch.setattr(ex.state, "caption", lambda s: calls.append(s) or original(s))
+    ex.alpha.value = 0.15
+    assert calls == [] and ex.caption.value == caption and ex.heatmap.value == heat
+    ex.colormap.value = "jet"
+    assert calls == [] and ex.heatmap.value != heat
+
+
+def test_faithfulness_shows_in_the_caption_and_is_cached(net, ex):
+    scores = ex.faithfulness(steps=8)
+    assert set(scores) == {"deletion", "insertion"}
+    assert 0.0 <= scores["deletion"] <= 1.0 and 0.0 <= scores["insertion"] <= 1.0
+    assert f"deletion AUC <b>{scores['deletion']:.3f}</b>" in ex.caption.value
+    counter = CountCalls(net)
+    try:
+        assert ex.faithfulness(steps=8) == scores
+        assert counter.count == 0
+    finally:
+        counter.remove()
+    ex.faithfulness_button.click()  # the default 32 steps, with the reference maps
+    assert "random map" in ex.caption.value and ex.message.value == ""
+
+
+def test_rich_output_carries_a_png_of_the_view(ex):
+    bundle = ex._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle
+    assert bundle["text/plain"].startswith("Explorer(children=(SelectionSlider(")
+    picture = decode(bundle["image/png"])
+    live = decode(ex.view.value)
+    assert picture.shape[0] == live.shape[0]
+    np.testing.assert_array_equal(picture[:, : live.shape[1]], live)
+    ex.pin()
+    wider = decode(ex._repr_mimebundle_()["image/png"])
+    assert wider.shape[1] > picture.shape[1]
+
+
+def test_export(ex, tmp_path):
+    import json
+
+    ex.evidence.value = "against"
+    png, manifest = ex.export(tmp_path / "figure.png")
+    assert decode(png.read_bytes()).shape == decode(ex.view.value).shape
+    assert json.loads(manifest.read_text())["evidence"] == "against"
+
+
+def test_export_of_a_large_photo_is_at_its_own_size(tmp_path):
+    picture = gw.data.sample_image("chelsea")  # 300 x 451, shown at 320 wide
+    ex = gw.Explorer(gap_net(), batch(), image=picture)
+    png, _ = ex.export(tmp_path / "photo.png")
+    written = np.asarray(Image.open(png).convert("RGB"))
+    expected = render.overlay(picture, ex.current_map, alpha=0.5, colormap="viridis")
+    np.testing.assert_array_equal(written, expected)
+
+
+def test_a_registered_method_is_offered(net, monkeypatch):
+    from gradcam_widgets.methods import METHODS, Method
+
+    class MinGrad(Method):
+        """A toy: each channel weighed by its smallest gradient."""
+
+        name, label, paper = "mingrad", "Min-Grad", "a test"
+
+        def channel_weights(self, activations, gradients):
+            return gradients.min(axis=(2, 3))
+
+    monkeypatch.setitem(METHODS, "mingrad", MinGrad())
+    ex = gw.Explorer(net, batch())
+    assert ("Min-Grad", "mingrad") in ex.method.options
+    ex.method.value = "mingrad"
+    assert "Min-Grad" in ex.caption.value and ex.message.value == ""
+    np.testing.assert_allclose(
+        ex.current_map,
+        gw.gradcam(net, batch(), target=ex.target.value, layer=ex.layer.value, method="mingrad")[0],
+        rtol=1e-5,
+        atol=1e-7,
+    )
+
+
+def test_every_control_is_a_standard_keyboard_operable_widget(ex):
+    import ipywidgets as widgets
+
+    controls = [
+        ex.layer,
+        ex.target,
+        ex.find,
+        ex.method,
+        ex.evidence,
+        ex.contrast,
+        ex.alpha,
+        ex.colormap,
+        ex.pin_button,
+        ex.faithfulness_button,
+    ]
+    focusable = (
+        widgets.SelectionSlider,
+        widgets.FloatSlider,
+        widgets.Dropdown,
+        widgets.Combobox,
+        widgets.ToggleButtons,
+        widgets.Button,
+    )
+    for control in controls:
+        assert type(control) in focusable, type(control)  # no custom view without focus
+        assert not control.disabled
+        assert control.description or getattr(
+            control, "placeholder", ""
+        )  # a name screen readers read

@@ -76,6 +76,19 @@ def test_layer_grid_draws_the_engines_overlay():
     np.testing.assert_array_equal(np.asarray(figure.axes[0].images[0].get_array()), picture)
 
 
+@pytest.mark.parametrize("method", ["gradcam++", "hirescam"])
+def test_grids_draw_the_method_they_are_given(count_engine, method):
+    net = tiny_net()
+    x = torch.rand(1, 3, 16, 16)
+    picture = np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    figure = figures.layer_grid(net, x, layers=["0"], target=2, image=picture, method=method)
+    heat = gw.gradcam(net, x, target=2, layer="0", method=method)[0]
+    expected = gw.overlay(picture, heat, alpha=0.5)
+    np.testing.assert_array_equal(np.asarray(figure.axes[1].images[0].get_array()), expected)
+    assert figure._suptitle.get_text().startswith(gw.METHODS[method].label + " of class 2")
+    assert count_engine["map passes"] == 2  # the figure's one pass, and the check's
+
+
 def test_class_grid(count_engine):
     x = torch.rand(1, 3, 16, 16)
     figure = figures.class_grid(tiny_net(), x, top_k=3)

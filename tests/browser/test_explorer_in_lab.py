@@ -1,4 +1,8 @@
-"""Lesson 00 in a real JupyterLab and Chromium: run all cells, move the sliders, see it change."""
+"""Lesson 00 in a real JupyterLab and Chromium: run all cells, use the keyboard, see it change.
+
+Sliders move with the arrow keys; the pin button and the evidence toggle answer Enter and
+Space on the focused control, as any keyboard user would use them.
+"""
 
 from __future__ import annotations
 
@@ -121,6 +125,35 @@ def test_lesson00_explorer_answers_the_keyboard(lab_url: str, browser, artifacts
         _press_on_slider(page, ".gradcam-explorer .gradcam-alpha", "ArrowRight")
         after_alpha = _wait_src_change(page, overlay, after_layer)
         assert after_alpha != before
+
+        # Pin this view with the keyboard: focus the button, press Enter.
+        pinned = ".gradcam-explorer img.gradcam-pinned"
+        page.locator(".gradcam-explorer .gradcam-pin").focus()
+        page.keyboard.press("Enter")
+        pinned_src = _wait_src_change(page, pinned, "")
+        _wait_caption(page, "Pinned beside it")
+        assert page.locator(pinned).is_visible()
+
+        # Evidence against the class, with the keyboard: the live picture changes, the
+        # pinned one does not.
+        against = page.locator(
+            ".gradcam-explorer .gradcam-evidence button", has_text="evidence against"
+        )
+        against.focus()
+        page.keyboard.press("Space")
+        after_evidence = _wait_src_change(page, overlay, after_alpha)
+        _wait_caption(page, "evidence against")
+        assert after_evidence != after_alpha
+        assert _src(page, pinned) == pinned_src
+        page.locator(".gradcam-explorer").screenshot(path=str(artifacts / "explorer_pinned.png"))
+
+        # Back to "for", unpinned, with the keyboard too.
+        page.locator(".gradcam-explorer .gradcam-evidence button", has_text="evidence for").focus()
+        page.keyboard.press("Space")
+        after_alpha = _wait_src_change(page, overlay, after_evidence)
+        page.locator(".gradcam-explorer .gradcam-pin").focus()
+        page.keyboard.press("Enter")
+        page.locator(pinned).wait_for(state="hidden", timeout=EVENT_TIMEOUT_MS)
 
         # Back to the last layer for the screenshot a student would see first.
         for _ in range(3):

@@ -1,0 +1,112 @@
+"""binder/jupyter_server_config.json really culls: a real Jupyter server, two kernels.
+
+The server reads the repository's file from its config folder, with the two times cut
+to seconds (10 idle minutes would make a slow test): a kernel with no client attached
+(a tab closed without shutting it down) is culled; a kernel with a client (an open tab)
+is kept however idle it is, because the file says ``cull_connected: false``. This checks
+that the server's kernel manager takes the file's section and keys, not only their
+values (tests/test_environments.py checks those).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[1]
+TOKEN = "culling-test"
+IDLE_S, INTERVAL_S = 3, 1
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _call(url: str, method: str = "GET"):
+    request = urllib.request.Request(
+        url, method=method, headers={"Authorization": f"token {TOKEN}"},
+        data=b"{}" if method == "POST" else None,
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read() or b"null")
+
+
+@pytest.fixture
+def server(tmp_path):
+    config = json.loads((ROOT / "binder" / "jupyter_server_config.json").read_text())
+    config["MappingKernelManager"].update(cull_idle_timeout=IDLE_S, cull_interval=INTERVAL_S)
+    config_dir = tmp_path / "config"
+    config_dir.mkdir()
+    (config_dir / "jupyter_server_config.json").write_text(json.dumps(config))
+    port = _free_port()
+    env = dict(os.environ, JUPYTER_CONFIG_DIR=str(config_dir),
+               JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"))
+    log = (tmp_path / "server.log").open("w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "jupyter", "server", "--no-browser", "--ServerApp.ip=127.0.0.1",
+         f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
+         f"--IdentityProvider.token={TOKEN}", f"--ServerApp.root_dir={tmp_path}",
+         *(["--allow-root"] if os.geteuid() == 0 else [])],
+        env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            assert process.poll() is None, (tmp_path / "server.log").read_text()
+            try:
+                _call(f"{url}/api/status")
+                break
+            except (urllib.error.URLError, ConnectionError):
+                assert time.monotonic() < deadline, "the server did not start in 90 s"
+                time.sleep(0.5)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+        log.close()
+
+
+def test_an_idle_kernel_without_a_tab_is_culled_one_with_a_tab_is_kept(server):
+    from tornado.websocket import websocket_connect
+
+    watched = _call(f"{server}/api/kernels", method="POST")["id"]
+
+    async def attach_and_watch() -> tuple[float, list[str]]:
+        ws_url = server.replace("http", "ws") + f"/api/kernels/{watched}/channels?token={TOKEN}"
+        connection = await websocket_connect(ws_url)  # the open tab
+        try:
+            orphan = _call(f"{server}/api/kernels", method="POST")["id"]
+            started = time.monotonic()
+            while orphan in [k["id"] for k in _call(f"{server}/api/kernels")]:
+                assert time.monotonic() - started < 120, "the orphan kernel was never culled"
+                await asyncio.sleep(0.5)
+            culled_after = time.monotonic() - started
+            # Idle for as long again, and longer: the watched kernel must still be there.
+            await asyncio.sleep(2 * (IDLE_S + INTERVAL_S))
+            return culled_after, [k["id"] for k in _call(f"{server}/api/kernels")]
+        finally:
+            connection.close()
+
+    culled_after, alive = asyncio.run(attach_and_watch())
+    print(f"the kernel without a client was culled after {culled_after:.1f} s")
+    assert culled_after >= IDLE_S  # not before its idle time
+    assert watched in alive, "a kernel with a client attached was culled"
