@@ -95,3 +95,10 @@ def test_quiz_has_five_to_eight_questions_with_explanations():
         assert question.check(right)
         assert question.check(TODO).passed is None
     assert lesson00.QUIZ.check(6, 32) and not lesson00.QUIZ.check(6, 7)
+
+
+def test_a_printed_question_shows_no_answer():
+    for question in lesson00.QUIZ.questions:
+        shown = repr(question)
+        assert question.prompt in shown
+        assert question.explanation not in shown and "answer" not in shown
