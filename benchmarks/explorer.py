@@ -121,6 +121,8 @@ def main() -> None:
             lambda c=other: setattr(explorer.contrast, "value", c),
         )
         explorer.contrast.value = None
+        if not explorer.current_map.any():  # an empty map has nothing to rank: the other
+            explorer.evidence.value = "against"  # evidence of the same class has
         explorer.state._faithfulness.clear()  # score it again: no cached answer
         timed("faithfulness (32 steps)", lambda: explorer.faithfulness(steps=32))
     median = {name: statistics.median(values) * 1000.0 for name, values in samples.items()}

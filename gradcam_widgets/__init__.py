@@ -34,6 +34,8 @@ _EXPORTS = {
     "overlay": "render",
     "Explorer": "explorer",
     "data": None,
+    "datasets": None,
+    "metrics": None,
     "zoo": None,
     "figures": None,
     "exercises": None,
@@ -51,6 +53,7 @@ __all__ = [
     "candidate_layers",
     "clear_caches",
     "data",
+    "datasets",
     "engine",
     "exercises",
     "explain",
@@ -58,6 +61,7 @@ __all__ = [
     "gradcam",
     "gradcam_multi",
     "methods",
+    "metrics",
     "register_method",
     "overlay",
     "predict",
@@ -66,7 +70,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:  # pragma: no cover
-    from . import data, engine, exercises, figures, methods, saliency, zoo
+    from . import data, datasets, engine, exercises, figures, methods, metrics, saliency, zoo
     from .backends import clear_caches
     from .engine import Explanation, cam, candidate_layers, explain, gradcam, gradcam_multi, predict
     from .explorer import Explorer

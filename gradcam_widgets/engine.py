@@ -15,8 +15,8 @@ from typing import Any, overload
 import numpy as np
 
 from . import _core
-from .backends import LayerInfo, TargetSet, backend_for, is_tensor, to_numpy
-from .backends.base import Reshape, normalize_target_spec
+from .backends import Head, LayerInfo, TargetSet, backend_for, is_tensor, to_numpy
+from .backends.base import TOP_CLASS, Reshape, normalize_target_spec
 from .methods import METHODS, Evidence, Method
 
 __all__ = [
@@ -185,6 +185,8 @@ class Explanation:
         contrasts: per target set, the resolved ``(N,)`` contrast classes, or None.
         activations: layer name -> ``(N, K, h, w)``, channels first.
         gradients: per target set, layer name -> ``(N, K, h, w)``.
+        head: the final dense layer (its input and weights) when asked for
+            (``explain(..., with_head=True)``), else None.
     """
 
     logits: np.ndarray
@@ -193,6 +195,29 @@ class Explanation:
     contrasts: list[np.ndarray | None]
     activations: dict[str, np.ndarray]
     gradients: list[dict[str, np.ndarray]]
+    head: Head | None = None
+
+    def cam(self, classes: Any, layer: str | None = None) -> np.ndarray:
+        """CAM of ``classes`` at ``layer`` (default the last one) from this pass: no model call.
+
+        Needs ``explain(..., with_head=True)``; the activations do not depend on the
+        class, so one pass gives the CAM of every class. See :func:`cam`.
+
+        Args:
+            classes: an int for every image, or one class per image.
+            layer: one of :attr:`layers`; ``None`` for the last.
+
+        Raises:
+            ValueError: no head was captured, or the head is not GAP then one dense layer
+                on ``layer``'s output.
+        """
+        name = self.layers[-1] if layer is None else layer
+        if name not in self.activations:
+            raise ValueError(f"layer {name!r} is not in this explanation: {self.layers}.")
+        activations = self.activations[name]
+        spec = _target_spec(classes, int(activations.shape[0]))
+        resolved = np.where(spec == TOP_CLASS, self.logits.argmax(axis=1), spec)
+        return _cam_maps(name, activations, self.head, resolved)
 
     def maps(
         self,
@@ -218,6 +243,7 @@ def explain(
     *,
     contrasts: Sequence[Any] | None = None,
     reshape: Reshape | None = None,
+    with_head: bool = False,
 ) -> Explanation:
     """One forward pass and one backward pass per target set, kept for every method.
 
@@ -232,6 +258,8 @@ def explain(
         layer: as in :func:`gradcam`.
         contrasts: one ``contrast`` argument per target set (default: none).
         reshape: as in :func:`gradcam`.
+        with_head: also capture the final dense layer, so that :meth:`Explanation.cam`
+            gives CAM (of any class) from this pass without running the model again.
 
     Returns:
         An :class:`Explanation`.
@@ -250,7 +278,7 @@ def explain(
         )
         for t, c in zip(targets, contrasts, strict=True)
     ]
-    captured = backend.capture(model, batch, names, specs, reshape=reshape)
+    captured = backend.capture(model, batch, names, specs, reshape=reshape, with_head=with_head)
     return Explanation(
         logits=captured.logits,
         layers=names,
@@ -258,6 +286,7 @@ def explain(
         contrasts=captured.contrasts,
         activations=captured.activations,
         gradients=captured.gradients,
+        head=captured.head,
     )
 
 
@@ -431,8 +460,14 @@ def cam(
     (name,) = _resolve_layers(backend, model, layer, infos)
     spec = TargetSet(_target_spec(target, int(batch.shape[0])))
     captured = backend.capture(model, batch, [name], [spec], with_gradients=False, with_head=True)
-    activations = captured.activations[name]
-    head = captured.head
+    return _cam_maps(name, captured.activations[name], captured.head, captured.targets[0])
+
+
+def _cam_maps(name: str, activations: np.ndarray, head: Head | None, classes: Any) -> np.ndarray:
+    """``M_c = sum_k w_k^c A^k`` after checking that the head is ``Dense(GAP(A))``.
+
+    ``classes``: resolved ``(N,)`` class indices, one per image.
+    """
     if head is None:
         raise ValueError(
             "CAM needs a head made of global average pooling and one dense layer that "
@@ -448,5 +483,9 @@ def cam(
             f"{name!r}, and here it is not (a Flatten head, extra layers between, or another "
             "layer pooled). Use gradcam(), or give the pooled layer's name."
         )
-    class_weights = head.weight[captured.targets[0]]
-    return _core.class_activation_map(activations, class_weights)
+    indices = np.asarray(classes, dtype=np.int64)
+    if np.any(indices < 0) or np.any(indices >= head.weight.shape[0]):
+        raise ValueError(
+            f"class out of range: the dense layer scores {head.weight.shape[0]} classes."
+        )
+    return _core.class_activation_map(activations, head.weight[indices])

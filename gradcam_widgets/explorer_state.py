@@ -9,8 +9,9 @@ Why it is fast: the model runs as little as the maths allows.
 
 * One engine call (:func:`gradcam_widgets.engine.explain`: one forward, one backward)
   gives, for a class (and a contrast class), the logits and every slider layer's
-  activations and gradients. The first call also gives the probabilities, so the first
-  picture needs no separate forward.
+  activations and gradients. The first call also gives the probabilities and the dense
+  head, so the first picture needs no separate forward, and CAM (of every class) and the
+  check that the model allows it need none either.
 * Every method's *signed* map ``S`` comes from those arrays without the model (kept for
   the last few (class, contrast) pairs); the map for the evidence *for* the class is
   ``ReLU(S)``, *against* it ``ReLU(-S)``: the evidence toggle never calls the model.
@@ -25,7 +26,7 @@ import html
 import json
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -220,7 +221,7 @@ class ExplorerState:
         self.pinned: Settings | None = None
 
         # The first engine call: the top class's maps and, with them, the scores.
-        first = self._explain(None, None)
+        first = self._explain(None, None, with_head="cam" in METHODS)
         logits = np.asarray(first.logits[0], dtype=np.float32)
         self.scores: np.ndarray = logits
         self.probabilities: np.ndarray = classes.softmax(logits)
@@ -232,7 +233,8 @@ class ExplorerState:
             name: tuple(first.activations[name].shape[2:4]) for name in self.layers
         }
 
-        self.cam_layer: str | None = self._detect_cam()
+        self._cam_source: Any = None
+        self.cam_layer: str | None = self._detect_cam(first)
         self.methods: list[str] = [
             name
             for name, method in METHODS.items()
@@ -247,20 +249,25 @@ class ExplorerState:
 
     # ----------------------------------------------------------------- engine calls
 
-    def _explain(self, cls: int | None, contrast: int | None) -> Any:
+    def _explain(self, cls: int | None, contrast: int | None, with_head: bool = False) -> Any:
         self.engine_calls += 1
-        return engine.explain(self.model, self.inputs, [cls], self.layers, contrasts=[contrast])
+        return engine.explain(
+            self.model, self.inputs, [cls], self.layers, contrasts=[contrast], with_head=with_head
+        )
 
-    def _detect_cam(self) -> str | None:
-        """The layer CAM works at (the last one), or None; tried once, on the top class."""
-        if "cam" not in METHODS:
+    def _detect_cam(self, first: Any) -> str | None:
+        """The layer CAM works at (the last one), or None, from the first pass's head."""
+        if "cam" not in METHODS or first.head is None:
             return None
         layer = self.layers[-1]
         try:
-            cam_map = engine.cam(self.model, self.inputs, target=self.top_classes[0], layer=layer)
-        except (ValueError, TypeError):
+            first.cam(self.top_classes[0], layer)
+        except ValueError:
             return None
-        self._signed[(self.top_classes[0], "cam", None)] = {layer: cam_map[0]}
+        # Keep only what CAM needs: the last layer's activations and the dense head.
+        self._cam_source = replace(
+            first, layers=[layer], activations={layer: first.activations[layer]}, gradients=[]
+        )
         return layer
 
     def _pass(self, cls: int, contrast: int | None) -> _Pass:
@@ -313,12 +320,8 @@ class ExplorerState:
         return found
 
     def _cam(self, cls: int) -> np.ndarray:
-        key = (cls, "cam", None)
-        if key not in self._signed:
-            self.engine_calls += 1
-            cam_map = engine.cam(self.model, self.inputs, target=cls, layer=self.cam_layer)
-            self._signed[key] = {self.cam_layer: cam_map[0]}
-        return self._signed[key][self.cam_layer]
+        """CAM of a class from the first pass's activations and head: no model call."""
+        return self._cam_source.cam(cls, self.cam_layer)[0]
 
     def _check_class(self, cls: Any, what: str) -> int:
         if isinstance(cls, (bool, np.bool_)) or not isinstance(cls, (int, np.integer)):

@@ -8,6 +8,7 @@ import sys
 import numpy as np
 import pytest
 
+from gradcam_widgets import metrics
 from gradcam_widgets.zoo import digits
 
 torch = pytest.importorskip("torch")
@@ -18,7 +19,7 @@ import gradcam_widgets as gw  # noqa: E402
 
 @pytest.fixture(scope="module")
 def few_digits():
-    images, labels = gw.data.load_mnist("test")
+    images, labels = gw.datasets.load_mnist("test")
     return images[:40], labels[:40]
 
 
@@ -137,7 +138,7 @@ def test_torch_from_keras_rejects_other_models():
 
 
 def test_train_torch_is_deterministic_and_learns(few_digits):
-    images, labels = gw.data.load_mnist("train")
+    images, labels = gw.datasets.load_mnist("train")
     images, labels = images[:256], labels[:256]
     first = digits.torch_gap_net(seed=0)
     losses = digits.train_torch(first, images, labels, epochs=3, seed=0)
@@ -157,7 +158,7 @@ def test_train_torch_checks_lengths():
 
 
 def test_train_keras_returns_history():
-    images, labels = gw.data.load_mnist("train")
+    images, labels = gw.datasets.load_mnist("train")
     model = digits.keras_gap_net()
     history = digits.train_keras(model, images[:128], labels[:128], epochs=2)
     assert set(history) >= {"loss", "accuracy"}
@@ -188,16 +189,29 @@ def test_ink_share_and_top_share_measure_where_a_map_lies():
     on_ink[:10, 10:12] = 1.0
     even = np.ones((7, 7), np.float32)
     empty = np.zeros((7, 7), np.float32)
-    maps_ink = digits.ink_share(on_ink[np.newaxis], image[np.newaxis])
+    maps_ink = metrics.ink_share(on_ink[np.newaxis], image[np.newaxis])
     np.testing.assert_allclose(maps_ink, [1.0])
-    shares = digits.ink_share(np.stack([even, empty]), np.stack([image, image]))
+    shares = metrics.ink_share(np.stack([even, empty]), np.stack([image, image]))
     assert shares[0] == pytest.approx(20 / 784, rel=1e-3)  # an even map: the ink area
-    assert np.isnan(shares[1])  # an empty map has no share to give
+    assert shares[1] == 0.0  # an empty map has no share to give (the all-zero rule)
     high = np.zeros((7, 7), np.float32)
     high[:2] = 1.0  # the top two of seven cells: pixel rows 0-7
-    tops = digits.top_share(np.stack([high, even, -even]))
+    tops = metrics.top_share(np.stack([high, even, -even]))
     assert tops[0] > 0.8
     assert tops[1] == pytest.approx(10 / 28, rel=1e-3)
-    assert np.isnan(tops[2])  # negative values are clipped: nothing left
+    assert tops[2] == 0.0  # negative values are clipped: nothing left, share 0
     with pytest.raises(ValueError, match="maps"):
-        digits.ink_share(np.stack([even, even]), image[np.newaxis])
+        metrics.ink_share(np.stack([even, even]), image[np.newaxis])
+
+
+def test_builders_and_trainers_leave_global_random_state_alone():
+    import random
+
+    states = (random.getstate(), np.random.get_state()[1].copy(), torch.random.get_rng_state())
+    digits.torch_gap_net(seed=5)
+    digits.keras_gap_net(seed=5)
+    blank = np.zeros((4, 28, 28), np.uint8)
+    digits.train_torch(digits.torch_gap_net(), blank, [0, 1, 2, 3], epochs=1)
+    assert random.getstate() == states[0]
+    assert np.array_equal(np.random.get_state()[1], states[1])
+    assert torch.equal(torch.random.get_rng_state(), states[2])

@@ -80,7 +80,7 @@ def test_check_contrast_map(cam_case):
 
 @pytest.fixture(scope="module")
 def gap_case():
-    images, _ = gw.data.load_mnist("test")
+    images, _ = gw.datasets.load_mnist("test")
     model = digits.torch_gap_net(seed=0)
     train_images, train_labels = gw.data.load_mnist("train")
     digits.train_torch(model, train_images[:600], train_labels[:600], epochs=2)
@@ -321,9 +321,9 @@ def test_quizzes_01_02():
 
 @pytest.fixture(scope="module")
 def lecture_case():
-    images, labels = gw.data.load_mnist("test")
+    images, labels = gw.datasets.load_mnist("test")
     model = digits.torch_lecture_cnn(seed=0)
-    train_images, train_labels = gw.data.load_mnist("train")
+    train_images, train_labels = gw.datasets.load_mnist("train")
     digits.train_torch(model, train_images[:300], train_labels[:300], epochs=1)
     x = digits.to_torch_input(images[:30])
     return model, x, labels[:30]

@@ -7,7 +7,7 @@ import re
 import numpy as np
 import pytest
 
-from gradcam_widgets import shortcut
+from gradcam_widgets import datasets, metrics
 from gradcam_widgets.exercises import TODO, lesson05
 
 
@@ -60,7 +60,7 @@ def fooled_case(monkeypatch):
     images = np.zeros((60, 28, 28), dtype=np.uint8)
     images[:, 27, 27] = np.arange(60)
     victims = images[labels == 0]
-    stamped = shortcut.add_mark(victims, shortcut.mark_pattern("dots"))
+    stamped = datasets.add_mark(victims, datasets.mark_pattern("dots"))
     expected = float(np.mean(_fake_predict(None, stamped) == 5))
     return images, labels, expected, stamped
 
@@ -85,7 +85,7 @@ def test_check_fooled_rate_wrong_paths(fooled_case):
     assert_wrong(lesson05.check_fooled_rate(unstamped, None, images, labels), expected, "without")
     still_zero = float(np.mean(_fake_predict(None, stamped) == 0))
     assert_wrong(lesson05.check_fooled_rate(still_zero, None, images, labels), expected, "still")
-    everyone = shortcut.add_mark(images, shortcut.mark_pattern("dots"))
+    everyone = datasets.add_mark(images, datasets.mark_pattern("dots"))
     all_rate = float(np.mean(_fake_predict(None, everyone) == 5))
     assert all_rate != expected
     assert_wrong(lesson05.check_fooled_rate(all_rate, None, images, labels), expected, "every")
@@ -100,9 +100,9 @@ def test_check_fooled_rate_with_a_real_network():
     from gradcam_widgets.zoo import digits
 
     torch.manual_seed(0)
-    images, labels = gw.data.load_mnist("test")
+    images, labels = gw.datasets.load_mnist("test")
     model = digits.torch_gap_net(seed=0)
-    stamped = shortcut.add_mark(images[labels == 0], shortcut.mark_pattern("dots"))
+    stamped = datasets.add_mark(images[labels == 0], datasets.mark_pattern("dots"))
     rate = float(np.mean(digits.predict_classes(model, stamped) == 5))
     assert lesson05.check_fooled_rate(rate, model, images, labels)
 
@@ -125,7 +125,7 @@ def test_check_corner_share_not_done(share_case):
 def test_check_corner_share_right(share_case):
     heat, box, expected = share_case
     assert lesson05.check_corner_share(expected, heat, box)
-    assert lesson05.check_corner_share(float(shortcut.region_share(heat, box, 28)[0]), heat, box)
+    assert lesson05.check_corner_share(float(metrics.region_share(heat, box, 28)[0]), heat, box)
 
 
 def test_check_corner_share_wrong_paths(share_case):
@@ -145,14 +145,13 @@ def test_check_corner_share_wrong_paths(share_case):
 
 # ----------------------------------------------------------------------------- lesson 06
 
-from gradcam_widgets import sanity  # noqa: E402
 from gradcam_widgets.exercises import lesson06  # noqa: E402
 
 
 @pytest.fixture
 def boxes_case():
     boxes = np.array([[2, 3, 12, 10], [20, 20, 34, 31], [0, 0, 5, 5]])
-    return boxes, 42, sanity.random_baseline(boxes, 42)
+    return boxes, 42, metrics.random_baseline(boxes, 42)
 
 
 def test_check_random_baseline(boxes_case):
@@ -178,7 +177,7 @@ def rank_case():
     rng = np.random.default_rng(0)
     first = np.maximum(rng.normal(size=(10, 10)), 0)  # ReLU'd: many ties at 0
     second = np.maximum(first + rng.normal(scale=1.0, size=(10, 10)), 0) ** 3
-    return first, second, sanity.rank_correlation(first, second)
+    return first, second, metrics.rank_correlation(first, second)
 
 
 def test_check_rank_correlation(rank_case):
@@ -277,7 +276,7 @@ def photo_case():
 
     def share(target, layer, half):
         heat = gw.gradcam(model, inputs, target=target, layer=layer)
-        return float(shortcut.region_share(heat, lesson04.half_box(16, half), 16)[0])
+        return float(metrics.region_share(heat, lesson04.half_box(16, half), 16)[0])
 
     return model, inputs, layers, top, share
 

@@ -108,8 +108,8 @@ def test_state_imports_and_runs_without_ipywidgets():
 def test_first_picture_needs_one_engine_call_and_no_separate_forward(net):
     with CountForwards(net) as counter:
         state = ExplorerState(net, batch(seed=5), top_k=3)
-    # the layer-shape probe, the engine call (logits and maps together), the CAM check
-    assert counter.count == 3
+    # the layer-shape probe, then one engine call: logits, maps and the dense head
+    assert counter.count == 2
     assert state.engine_calls == 1
     expected = gw.predict(net, batch(seed=5))[0]
     np.testing.assert_allclose(state.scores, expected, rtol=1e-5, atol=1e-6)
@@ -167,6 +167,21 @@ def test_cam_and_its_contrast(net, state):
     assert state.picture(elsewhere).colour is None
     with pytest.raises(ValueError, match="only at layer"):
         state.heatmap(elsewhere)
+
+
+def test_one_pass_with_the_head_gives_cam_of_every_class(net):
+    result = gw.engine.explain(net, batch(), [None], ["1", "3"], with_head=True)
+    for cls in range(6):
+        np.testing.assert_allclose(
+            result.cam(cls)[0], gw.cam(net, batch(), target=cls, layer="3")[0], rtol=1e-5
+        )
+    np.testing.assert_allclose(result.cam(None), gw.cam(net, batch(), layer="3"), rtol=1e-5)
+    with pytest.raises(ValueError, match="global average"):
+        result.cam(0, layer="1")  # not the pooled layer
+    without = gw.engine.explain(net, batch(), [None], ["3"])
+    assert without.head is None
+    with pytest.raises(ValueError, match="CAM needs a head"):
+        without.cam(0)
 
 
 def test_no_cam_for_a_flatten_head():

@@ -102,7 +102,7 @@ def test_class_grid(count_engine):
 
 
 def test_image_grid_one_row_per_image(count_engine):
-    digits, labels = gw.data.load_mnist("test")
+    digits, labels = gw.datasets.load_mnist("test")
     picks = [int(np.flatnonzero(labels == d)[0]) for d in (1, 7, 9)]
     x = torch.from_numpy(digits[picks, None].astype(np.float32) / 255.0)
     net = tiny_net(in_channels=1, classes=10)

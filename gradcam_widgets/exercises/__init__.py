@@ -21,9 +21,11 @@ __all__ = [
     "Feedback",
     "Question",
     "Quiz",
+    "as_map",
     "as_number",
     "feedback",
     "is_todo",
+    "maps_close",
     "predict_then_run",
     "record_prediction",
 ]
@@ -79,6 +81,33 @@ class Feedback:
 def feedback(passed: bool | None, message: str) -> Feedback:
     """Build a :class:`Feedback`; ``passed=None`` means the exercise is not done yet."""
     return Feedback(passed, message)
+
+
+def maps_close(a: np.ndarray, b: np.ndarray) -> bool:
+    """Equal shapes and values, up to float32 round-off relative to ``b``'s largest value.
+
+    ``|a - b| <= 1e-4 |b| + 1e-4 max|b|`` everywhere, and the same shape.
+    """
+    if a.shape != b.shape:
+        return False
+    scale = float(np.abs(b).max()) if b.size else 0.0
+    return bool(np.allclose(a, b, rtol=1e-4, atol=1e-4 * scale + 1e-12))
+
+
+def as_map(answer: Any) -> np.ndarray | None:
+    """The learner's array (numpy, torch or TensorFlow) as float64, batches of one squeezed.
+
+    Returns None if the answer is not numeric.
+    """
+    if is_tensor(answer):
+        answer = to_numpy(answer)
+    try:
+        array = np.asarray(answer, dtype=np.float64)
+    except (TypeError, ValueError):
+        return None
+    while array.ndim > 2 and array.shape[0] == 1:
+        array = array[0]
+    return array
 
 
 def as_number(answer: Any) -> float | None:

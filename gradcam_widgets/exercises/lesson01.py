@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from ..backends import is_tensor, to_numpy
-from . import TODO, Feedback, Question, Quiz, as_number, feedback, is_todo
+from . import TODO, Feedback, Question, Quiz, as_map, as_number, feedback, is_todo, maps_close
 
 __all__ = [
     "COLLEAGUE_CHOICES",
@@ -23,27 +23,6 @@ __all__ = [
     "colleague_cam",
     "occlusion_outcome",
 ]
-
-
-def _close(a: np.ndarray, b: np.ndarray) -> bool:
-    """Equal shapes and values, up to float32 round-off relative to ``b``'s largest value."""
-    if a.shape != b.shape:
-        return False
-    scale = float(np.abs(b).max()) if b.size else 0.0
-    return bool(np.allclose(a, b, rtol=1e-4, atol=1e-4 * scale + 1e-12))
-
-
-def _as_map(answer: Any) -> np.ndarray | None:
-    """The learner's map as a float array, a batch of one squeezed; None if not numeric."""
-    if is_tensor(answer):
-        answer = to_numpy(answer)
-    try:
-        array = np.asarray(answer, dtype=np.float64)
-    except (TypeError, ValueError):
-        return None
-    while array.ndim > 2 and array.shape[0] == 1:
-        array = array[0]
-    return array
 
 
 def _one_map(features: Any) -> np.ndarray:
@@ -72,7 +51,7 @@ def check_contrast_map(
     maps = _one_map(features)
     kernel = np.asarray(weights, dtype=np.float64)
     height, width, channels = maps.shape
-    mine = _as_map(answer)
+    mine = as_map(answer)
     if mine is None:
         return feedback(False, f"expected a numpy array, got {type(answer).__name__}.")
     every_class = maps @ kernel  # (h, w, classes)
@@ -95,25 +74,25 @@ def check_contrast_map(
         )
     if not np.all(np.isfinite(mine)):
         return feedback(False, "your map contains NaN or infinite values.")
-    if _close(mine, expected):
+    if maps_close(mine, expected):
         return feedback(
             True,
             "red cells hold more evidence for the first class than for the second, blue cells "
             "the reverse; its average plus the difference of the biases is the score gap.",
         )
-    if _close(mine, -expected):
+    if maps_close(mine, -expected):
         return feedback(
             False,
             "the right map with the wrong sign: the question asks for the first class minus "
             "the second.",
         )
-    if _close(mine, every_class[..., first]) or _close(mine, every_class[..., second]):
+    if maps_close(mine, every_class[..., first]) or maps_close(mine, every_class[..., second]):
         return feedback(
             False,
             "that is the CAM of one class alone. The exercise asks how the two classes differ "
             "at each position.",
         )
-    if _close(mine, np.maximum(expected, 0.0)) or _close(
+    if maps_close(mine, np.maximum(expected, 0.0)) or maps_close(
         mine, np.maximum(every_class[..., first], 0) - np.maximum(every_class[..., second], 0)
     ):
         return feedback(
@@ -125,7 +104,7 @@ def check_contrast_map(
     if peak > 0 and float(np.abs(mine).max()) > 0:
         ratio = float(np.abs(mine).max()) / peak
         if not np.isclose(ratio, 1.0, rtol=1e-3) and (
-            _close(mine / ratio, expected) or _close(-mine / ratio, expected)
+            maps_close(mine / ratio, expected) or maps_close(-mine / ratio, expected)
         ):
             return feedback(
                 False,

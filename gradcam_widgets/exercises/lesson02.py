@@ -15,8 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from . import TODO, Feedback, Question, Quiz, feedback, is_todo
-from .lesson01 import _as_map, _close
+from . import TODO, Feedback, Question, Quiz, as_map, feedback, is_todo, maps_close
 
 __all__ = [
     "MYSTERY_CHOICES",
@@ -163,7 +162,7 @@ def check_gradcam_function(
             return feedback(False, f"your function raised {type(error).__name__}: {error}")
         if is_todo(result):
             return feedback(None, "your function still returns TODO: write its body.")
-        mine = _as_map(result)
+        mine = as_map(result)
         if mine is None:
             return feedback(False, f"your function returned {type(result).__name__}, not maps.")
         answers.append(mine)
@@ -182,8 +181,8 @@ def check_gradcam_function(
         return feedback(False, f"expected ({size}, {height}, {width}) maps, got {mine.shape}.")
     if not np.all(np.isfinite(mine)):
         return feedback(False, "your maps contain NaN: leave them unnormalised.")
-    if _close(mine, expected):
-        if not _close(mine_reversed, expected[order]):
+    if maps_close(mine, expected):
+        if not maps_close(mine_reversed, expected[order]):
             return feedback(
                 False,
                 "right on this batch, but not when the same images come in another order: "
@@ -229,10 +228,10 @@ def check_gradcam_function(
         ),
     ]
     for wrong, message in diagnoses:
-        if wrong.shape == mine.shape and _close(mine, wrong):
+        if wrong.shape == mine.shape and maps_close(mine, wrong):
             return feedback(False, message)
     peaks = expected.max(axis=(1, 2), keepdims=True)
-    if np.all(peaks > 0) and _close(mine, expected / peaks):
+    if np.all(peaks > 0) and maps_close(mine, expected / peaks):
         return feedback(False, "normalised maps: return them as the formula gives them.")
     return feedback(
         False,
@@ -267,7 +266,7 @@ def check_hirescam_function(function: Any) -> Feedback:
             return feedback(False, f"your function raised {type(error).__name__}: {error}")
         if is_todo(result):
             return feedback(None, "your function still returns TODO: write its body.")
-        mine = _as_map(result)
+        mine = as_map(result)
         if mine is None:
             return feedback(False, f"your function returned {type(result).__name__}, not a map.")
         height, width, channels = shape
@@ -284,22 +283,22 @@ def check_hirescam_function(function: Any) -> Feedback:
                 False,
                 f"for inputs of shape {shape} expected ({height}, {width}), got {mine.shape}.",
             )
-        if _close(mine, expected):
+        if maps_close(mine, expected):
             continue
         gradcam = np.maximum(acts @ grads.mean(axis=(0, 1)), 0.0)
-        if _close(mine, gradcam):
+        if maps_close(mine, gradcam):
             return feedback(
                 False,
                 "that is Grad-CAM: the gradient was averaged over the positions first. "
                 "HiResCAM keeps each position's own gradient.",
             )
-        if _close(mine, product):
+        if maps_close(mine, product):
             return feedback(False, "negative values: finish with a ReLU.")
-        if _close(mine, np.abs(product)) or _close(mine, (np.abs(grads) * acts).sum(-1)):
+        if maps_close(mine, np.abs(product)) or maps_close(mine, (np.abs(grads) * acts).sum(-1)):
             return feedback(False, "the sign matters: no absolute values.")
-        if _close(mine, expected / channels):
+        if maps_close(mine, expected / channels):
             return feedback(False, "too small by the number of channels: add, do not average.")
-        if expected.max() > 0 and _close(mine, expected / expected.max()):
+        if expected.max() > 0 and maps_close(mine, expected / expected.max()):
             return feedback(False, "normalised: return the map as the formula gives it.")
         return feedback(
             False,

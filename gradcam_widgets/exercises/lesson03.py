@@ -10,8 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from . import TODO, Feedback, feedback, is_todo
-from .lesson01 import _as_map, _close
+from . import TODO, Feedback, as_map, feedback, is_todo, maps_close
 
 __all__ = ["TODO", "check_layer_map", "check_misclassified"]
 
@@ -28,7 +27,7 @@ def check_layer_map(answer: Any, model: Any, inputs: Any, target: int, layer: st
     """
     if is_todo(answer):
         return feedback(None, "replace TODO with the map gw.gradcam gives, then run the cell.")
-    mine = _as_map(answer)
+    mine = as_map(answer)
     if mine is None:
         return feedback(False, f"expected a numpy array, got {type(answer).__name__}.")
     from .. import engine
@@ -39,14 +38,14 @@ def check_layer_map(answer: Any, model: Any, inputs: Any, target: int, layer: st
         for name, heat in engine.gradcam(model, inputs, target=target, layer=layers).items()
     }
     expected = every_layer[layer]
-    if _close(mine, expected):
+    if maps_close(mine, expected):
         return feedback(
             True,
             "that is the map. Compare it with the map of the predicted class: where do they "
             "differ?",
         )
     for name, heat in every_layer.items():
-        if name != layer and heat.shape == mine.shape and _close(mine, heat):
+        if name != layer and heat.shape == mine.shape and maps_close(mine, heat):
             return feedback(
                 False,
                 f"this is the map of layer {name!r}, not of the layer the exercise asks about.",
@@ -66,7 +65,7 @@ def check_layer_map(answer: Any, model: Any, inputs: Any, target: int, layer: st
     if (
         expected.max() > 0
         and np.isclose(mine.max(), 1.0)
-        and _close(mine * float(expected.max()), expected)
+        and maps_close(mine * float(expected.max()), expected)
     ):
         return feedback(
             False,
@@ -76,7 +75,7 @@ def check_layer_map(answer: Any, model: Any, inputs: Any, target: int, layer: st
         model, inputs, list(range(_class_count(model, inputs))), layer
     )
     for other, maps in enumerate(per_class):
-        if other != target and _close(mine, maps[layer][0].astype(np.float64)):
+        if other != target and maps_close(mine, maps[layer][0].astype(np.float64)):
             return feedback(
                 False,
                 f"this is the map of class {other}. Which class does the exercise ask about? "

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import shortcut
+from .. import metrics
 from . import TODO, Feedback, as_number, feedback, is_todo
 
 __all__ = ["TODO", "half_box", "check_half_share", "check_earliest_layer"]
@@ -29,7 +29,7 @@ def _share(model: Any, inputs: Any, target: int, layer: str | None, half: str, s
     from ..engine import gradcam
 
     heat = gradcam(model, inputs, target=int(target), layer=layer)
-    return float(shortcut.region_share(heat, half_box(size, half), size)[0])
+    return float(metrics.region_share(heat, half_box(size, half), size)[0])
 
 
 def _input_size(inputs: Any) -> int:
@@ -88,7 +88,7 @@ def check_half_share(
     return feedback(
         False,
         f"not the share the check finds. Compute the map of class {target} at the layer the "
-        f"exercise names, then shortcut.region_share(map, lesson04.half_box({size}, "
+        f"exercise names, then metrics.region_share(map, lesson04.half_box({size}, "
         f"{half!r}), {size}).",
     )
 
@@ -127,7 +127,7 @@ def check_earliest_layer(
     size = _input_size(inputs)
     maps = gradcam(model, inputs, target=int(target), layer=layers)
     box = half_box(size, half)
-    shares = {name: float(shortcut.region_share(maps[name], box, size)[0]) for name in layers}
+    shares = {name: float(metrics.region_share(maps[name], box, size)[0]) for name in layers}
     passing = [name for name in layers if shares[name] >= threshold]
     percent = f"{threshold:.0%}"
     if not passing:

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import shortcut
+from .. import datasets
 from . import TODO, Feedback, as_number, feedback, is_todo
 
 __all__ = ["TODO", "check_fooled_rate", "check_corner_share"]
@@ -51,8 +51,8 @@ def check_fooled_rate(
         return feedback(False, f"expected one number (a fraction), got {type(answer).__name__}.")
     labels = np.asarray(labels)
     victims = np.asarray(images)[labels == victim]
-    pattern = shortcut.mark_pattern(shortcut.DEFAULT_MARKS[mark_class])
-    stamped = shortcut.add_mark(victims, pattern)
+    pattern = datasets.mark_pattern(datasets.DEFAULT_MARKS[mark_class])
+    stamped = datasets.add_mark(victims, pattern)
     predicted = _predict(model, stamped)
     expected = float(np.mean(predicted == mark_class))
     if np.isclose(value, expected, atol=0.011):
@@ -74,7 +74,7 @@ def check_fooled_rate(
         return feedback(
             False,
             "this is what the model says about the images *without* the mark. Stamp the mark "
-            "with shortcut.add_mark first, then predict.",
+            "with datasets.add_mark first, then predict.",
         )
     if np.isclose(value, float(np.mean(predicted == victim)), atol=0.011):
         return feedback(
@@ -82,7 +82,7 @@ def check_fooled_rate(
             f"this is the fraction still classified as {victim}. The question asks how many "
             f"became {mark_class}s.",
         )
-    everyone = shortcut.add_mark(np.asarray(images), pattern)
+    everyone = datasets.add_mark(np.asarray(images), pattern)
     if np.isclose(value, float(np.mean(_predict(model, everyone) == mark_class)), atol=0.011):
         return feedback(
             False,

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import sanity
+from .. import metrics
 from . import TODO, Feedback, as_number, feedback, is_todo
 
 __all__ = ["TODO", "check_random_baseline", "check_rank_correlation", "check_occlusion"]
@@ -35,7 +35,7 @@ def check_random_baseline(answer: Any, boxes: np.ndarray, canvas_size: int) -> F
         return feedback(False, f"expected one number, got {type(answer).__name__}.")
     boxes = np.asarray(boxes, dtype=np.float64)
     areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    expected = sanity.random_baseline(boxes, canvas_size)
+    expected = metrics.random_baseline(boxes, canvas_size)
     if _near(value, expected):
         return feedback(
             True,
@@ -84,7 +84,7 @@ def check_rank_correlation(answer: Any, first: np.ndarray, second: np.ndarray) -
         return feedback(False, f"expected one number, got {type(answer).__name__}.")
     a = np.asarray(first, dtype=np.float64).ravel()
     b = np.asarray(second, dtype=np.float64).ravel()
-    expected = sanity.rank_correlation(a, b)
+    expected = metrics.rank_correlation(a, b)
     if _near(value, expected, 1e-4):
         return feedback(
             True,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gradcam_widgets import sanity
+from gradcam_widgets import datasets, metrics
 
 torch = pytest.importorskip("torch")
 from torch import nn  # noqa: E402
@@ -40,12 +40,12 @@ def batch():
 
 
 def test_weighted_layers_torch_in_forward_order():
-    assert sanity.weighted_layers(small_torch_net()) == ["0", "3", "5", "8"]
+    assert metrics.weighted_layers(small_torch_net()) == ["0", "3", "5", "8"]
 
 
 def test_weighted_layers_rejects_other_objects():
     with pytest.raises(TypeError, match="torch.nn.Module or a keras.Model"):
-        sanity.weighted_layers(object())
+        metrics.weighted_layers(object())
 
 
 # ---------------------------------------------------------------- randomised copies
@@ -54,7 +54,7 @@ def test_weighted_layers_rejects_other_objects():
 def test_randomized_copy_changes_only_the_named_layers_of_a_copy():
     model = small_torch_net()
     before = state(model)
-    clone = sanity.randomized_copy(model, ["8", "5"], seed=3)
+    clone = metrics.randomized_copy(model, ["8", "5"], seed=3)
     after = state(model)
     assert before.keys() == after.keys()
     assert all(np.array_equal(before[k], after[k]) for k in before)  # the user's model
@@ -75,9 +75,9 @@ def test_randomized_copy_changes_only_the_named_layers_of_a_copy():
 
 def test_randomized_copy_is_reproducible_and_seeded():
     model = small_torch_net()
-    a = state(sanity.randomized_copy(model, ["0"], seed=1))
-    b = state(sanity.randomized_copy(model, ["0"], seed=1))
-    c = state(sanity.randomized_copy(model, ["0"], seed=2))
+    a = state(metrics.randomized_copy(model, ["0"], seed=1))
+    b = state(metrics.randomized_copy(model, ["0"], seed=1))
+    c = state(metrics.randomized_copy(model, ["0"], seed=2))
     assert np.array_equal(a["0.weight"], b["0.weight"])
     assert not np.array_equal(a["0.weight"], c["0.weight"])
 
@@ -89,13 +89,13 @@ def test_randomized_copy_leaves_the_global_random_state_alone():
     expected = (torch.rand(1).item(), np.random.rand())
     torch.manual_seed(5)
     np.random.seed(5)
-    sanity.randomized_copy(model, ["0", "3"], seed=0)
+    metrics.randomized_copy(model, ["0", "3"], seed=0)
     assert (torch.rand(1).item(), np.random.rand()) == expected
 
 
 def test_randomized_copy_rejects_unknown_layers():
     with pytest.raises(ValueError, match="'1': not a layer with weights.*0, 3, 5, 8"):
-        sanity.randomized_copy(small_torch_net(), ["1"])
+        metrics.randomized_copy(small_torch_net(), ["1"])
 
 
 # ------------------------------------------------------------------ rank correlation
@@ -104,15 +104,15 @@ def test_randomized_copy_rejects_unknown_layers():
 def test_rank_correlation_values():
     rng = np.random.default_rng(0)
     a = rng.random((7, 7))
-    assert sanity.rank_correlation(a, a) == 1.0
-    assert sanity.rank_correlation(a, a**3 + 2) == pytest.approx(1.0)  # ranks only
-    assert sanity.rank_correlation(a, -a) == pytest.approx(-1.0)
-    assert abs(sanity.rank_correlation(a, rng.random((7, 7)))) < 0.4
+    assert metrics.rank_correlation(a, a) == 1.0
+    assert metrics.rank_correlation(a, a**3 + 2) == pytest.approx(1.0)  # ranks only
+    assert metrics.rank_correlation(a, -a) == pytest.approx(-1.0)
+    assert abs(metrics.rank_correlation(a, rng.random((7, 7)))) < 0.4
     zeros = np.zeros((7, 7))
-    assert sanity.rank_correlation(zeros, a) == 0.0
-    assert sanity.rank_correlation(zeros, zeros) == 1.0
+    assert metrics.rank_correlation(zeros, a) == 0.0
+    assert metrics.rank_correlation(zeros, zeros) == 0.0  # no variation, no evidence
     with pytest.raises(ValueError, match="different shapes"):
-        sanity.rank_correlation(a, a[:3])
+        metrics.rank_correlation(a, a[:3])
 
 
 def test_rank_correlation_matches_scipy_with_ties():
@@ -120,7 +120,7 @@ def test_rank_correlation_matches_scipy_with_ties():
 
     a = np.array([[0, 0, 1], [2, 2, 3]], dtype=float)
     b = np.array([[1, 0, 0], [5, 3, 3]], dtype=float)
-    assert sanity.rank_correlation(a, b) == pytest.approx(spearmanr(a.ravel(), b.ravel())[0])
+    assert metrics.rank_correlation(a, b) == pytest.approx(spearmanr(a.ravel(), b.ravel())[0])
 
 
 # ------------------------------------------------------------------------ edge maps
@@ -129,15 +129,15 @@ def test_rank_correlation_matches_scipy_with_ties():
 def test_edge_map_layouts_and_values():
     image = np.zeros((10, 10), dtype=np.uint8)
     image[:, 5:] = 255
-    edges = sanity.edge_map(image)
+    edges = metrics.edge_map(image)
     assert edges.shape == (1, 10, 10) and edges.dtype == np.float32
     assert edges[0, :, 4:6].min() > 0 and edges[0, :, :3].max() == 0 and edges[0, :, 7:].max() == 0
     batch = np.stack([image, image])
-    assert np.array_equal(sanity.edge_map(batch[:, None]), sanity.edge_map(batch))
-    assert np.array_equal(sanity.edge_map(batch[..., None]), sanity.edge_map(batch))
-    assert np.allclose(sanity.edge_map(batch / 255.0), sanity.edge_map(batch))
+    assert np.array_equal(metrics.edge_map(batch[:, None]), metrics.edge_map(batch))
+    assert np.array_equal(metrics.edge_map(batch[..., None]), metrics.edge_map(batch))
+    assert np.allclose(metrics.edge_map(batch / 255.0), metrics.edge_map(batch))
     with pytest.raises(ValueError, match="grayscale"):
-        sanity.edge_map(np.zeros((2, 10, 10, 3)))
+        metrics.edge_map(np.zeros((2, 10, 10, 3)))
 
 
 # ------------------------------------------------------------ cascading randomisation
@@ -146,7 +146,7 @@ def test_edge_map_layouts_and_values():
 def test_cascade_randomises_from_the_top_and_keeps_the_model(batch):
     model = small_torch_net()
     before = state(model)
-    result = sanity.cascading_randomization(model, batch, layer="4")
+    result = metrics.cascading_randomization(model, batch, layer="4")
     assert result.steps == ["original", "8", "5", "3", "0"]
     assert len(result.maps) == 5 and all(m.shape == (4, 6, 6) for m in result.maps)
     assert result.correlations.shape == (5, 4)
@@ -162,15 +162,15 @@ def test_cascade_randomises_from_the_top_and_keeps_the_model(batch):
 
 def test_cascade_with_a_model_independent_baseline_stays_at_one(batch):
     model = small_torch_net()
-    result = sanity.cascading_randomization(
-        model, batch, explain=lambda net, inputs: sanity.edge_map(inputs.numpy())
+    result = metrics.cascading_randomization(
+        model, batch, explain=lambda net, inputs: metrics.edge_map(inputs.numpy())
     )
     assert np.all(result.correlations == 1.0)
 
 
 def test_cascade_custom_layers_and_fixed_target(batch):
     model = small_torch_net()
-    result = sanity.cascading_randomization(model, batch, target=2, layers=["8"], seed=1)
+    result = metrics.cascading_randomization(model, batch, target=2, layers=["8"], seed=1)
     assert result.steps == ["original", "8"]
     import gradcam_widgets as gw
 
@@ -192,7 +192,7 @@ def digits_and_labels():
 
 def test_place_digits_puts_each_digit_inside_its_box(digits_and_labels):
     digits, labels = digits_and_labels
-    canvases = sanity.place_digits(digits, labels, size=44, clutter=3, fragment=6, seed=0)
+    canvases = datasets.place_digits(digits, labels, size=44, clutter=3, fragment=6, seed=0)
     assert canvases.images.shape == (12, 44, 44) and canvases.images.dtype == np.uint8
     assert canvases.boxes.shape == (12, 4) and len(canvases) == 12
     assert np.array_equal(canvases.labels, labels)
@@ -211,9 +211,9 @@ def test_place_digits_puts_each_digit_inside_its_box(digits_and_labels):
 
 def test_place_digits_is_seeded(digits_and_labels):
     digits, labels = digits_and_labels
-    a = sanity.place_digits(digits, labels, seed=4)
-    b = sanity.place_digits(digits, labels, seed=4)
-    c = sanity.place_digits(digits, labels, seed=5)
+    a = datasets.place_digits(digits, labels, seed=4)
+    b = datasets.place_digits(digits, labels, seed=4)
+    c = datasets.place_digits(digits, labels, seed=5)
     assert np.array_equal(a.images, b.images) and np.array_equal(a.boxes, b.boxes)
     assert not np.array_equal(a.images, c.images)
 
@@ -221,11 +221,11 @@ def test_place_digits_is_seeded(digits_and_labels):
 def test_place_digits_rejects_bad_arguments(digits_and_labels):
     digits, labels = digits_and_labels
     with pytest.raises(ValueError, match="at least as large"):
-        sanity.place_digits(digits, labels, size=20)
+        datasets.place_digits(digits, labels, size=20)
     with pytest.raises(ValueError, match="labels"):
-        sanity.place_digits(digits, labels[:3])
+        datasets.place_digits(digits, labels[:3])
     with pytest.raises(ValueError, match="fragment"):
-        sanity.place_digits(digits, labels, fragment=0)
+        datasets.place_digits(digits, labels, fragment=0)
 
 
 # --------------------------------------------------------------------- pointing game
@@ -236,11 +236,11 @@ def test_pointing_game_and_random_baseline():
     maps[0, 1, 1] = 1.0
     maps[1, 9, 9] = 1.0
     boxes = np.array([[0, 0, 22, 22], [0, 0, 22, 22], [0, 0, 44, 44]])
-    assert sanity.pointing_game(maps, boxes, 44).tolist() == [True, False, False]
-    assert sanity.random_baseline(boxes, 44) == pytest.approx((0.25 + 0.25 + 1.0) / 3)
-    assert sanity.random_baseline((0, 0, 10, 20), (20, 40)) == pytest.approx(0.25)
+    assert metrics.pointing_game(maps, boxes, 44).tolist() == [True, False, False]
+    assert metrics.random_baseline(boxes, 44) == pytest.approx((0.25 + 0.25 + 1.0) / 3)
+    assert metrics.random_baseline((0, 0, 10, 20), (20, 40)) == pytest.approx(0.25)
     with pytest.raises(ValueError, match="boxes"):
-        sanity.random_baseline(np.zeros((3, 3)), 44)
+        metrics.random_baseline(np.zeros((3, 3)), 44)
 
 
 def test_random_baseline_is_what_random_points_score():
@@ -253,7 +253,7 @@ def test_random_baseline_is_what_random_points_score():
         )
         for t, left, b, r in boxes
     ]
-    assert np.mean(hits) == pytest.approx(sanity.random_baseline(boxes, 44), abs=0.01)
+    assert np.mean(hits) == pytest.approx(metrics.random_baseline(boxes, 44), abs=0.01)
 
 
 # ---------------------------------------------------------------------------- Keras
@@ -276,12 +276,12 @@ def keras_net():
 
 
 def test_weighted_layers_keras_with_a_nested_model(keras_net):
-    assert sanity.weighted_layers(keras_net) == ["block/conv_a", "conv_b", "scores"]
+    assert metrics.weighted_layers(keras_net) == ["block/conv_a", "conv_b", "scores"]
 
 
 def test_randomized_copy_keras_changes_only_a_copy(keras_net):
     before = [w.copy() for w in keras_net.get_weights()]
-    clone = sanity.randomized_copy(keras_net, ["scores", "block/conv_a"], seed=0)
+    clone = metrics.randomized_copy(keras_net, ["scores", "block/conv_a"], seed=0)
     assert all(np.array_equal(a, b) for a, b in zip(before, keras_net.get_weights()))
     assert clone is not keras_net
     assert np.array_equal(
@@ -294,7 +294,7 @@ def test_randomized_copy_keras_changes_only_a_copy(keras_net):
     assert not np.array_equal(
         nested, keras_net.get_layer("block").get_layer("conv_a").get_weights()[0]
     )
-    again = sanity.randomized_copy(keras_net, ["scores", "block/conv_a"], seed=0)
+    again = metrics.randomized_copy(keras_net, ["scores", "block/conv_a"], seed=0)
     assert all(np.array_equal(a, b) for a, b in zip(clone.get_weights(), again.get_weights()))
 
 
@@ -302,7 +302,7 @@ def test_cascade_keras(keras_net):
     rng = np.random.default_rng(0)
     batch = rng.random((3, 12, 12, 1)).astype(np.float32)
     before = [w.copy() for w in keras_net.get_weights()]
-    result = sanity.cascading_randomization(keras_net, batch, layer="conv_b")
+    result = metrics.cascading_randomization(keras_net, batch, layer="conv_b")
     assert result.steps == ["original", "scores", "conv_b", "block/conv_a"]
     assert np.all(result.correlations[0] == 1.0)
     assert result.maps[0].shape == (3, 12, 12)
@@ -325,12 +325,12 @@ def test_randomized_copy_keras_subclassed_model_gets_a_clear_error():
     net = Net()
     net(np.zeros((1, 6, 6, 1), dtype=np.float32))
     with pytest.raises(TypeError, match="cannot be copied"):
-        sanity.randomized_copy(net, sanity.weighted_layers(net)[-1:])
+        metrics.randomized_copy(net, metrics.weighted_layers(net)[-1:])
 
 
 def test_place_digits_can_shrink_the_digits(digits_and_labels):
     digits, labels = digits_and_labels
-    canvases = sanity.place_digits(digits, labels, size=42, digit_size=14, fragment=5, seed=0)
+    canvases = datasets.place_digits(digits, labels, size=42, digit_size=14, fragment=5, seed=0)
     assert canvases.images.shape == (12, 42, 42)
     heights = canvases.boxes[:, 2] - canvases.boxes[:, 0]
     widths = canvases.boxes[:, 3] - canvases.boxes[:, 1]
@@ -338,4 +338,35 @@ def test_place_digits_can_shrink_the_digits(digits_and_labels):
     for canvas, (top, left, bottom, right) in zip(canvases.images, canvases.boxes):
         assert canvas[top:bottom, left:right].max() > 0
     with pytest.raises(ValueError, match="digit_size"):
-        sanity.place_digits(digits, labels, digit_size=1)
+        datasets.place_digits(digits, labels, digit_size=1)
+
+
+def test_all_zero_maps_carry_no_evidence_everywhere():
+    # one rule in every measure: share 0.0 (never NaN), a miss, no correlation
+    zero = np.zeros((1, 7, 7), np.float32)
+    negative = -np.ones((1, 7, 7), np.float32)  # clipped to zero before any share
+    image = np.full((1, 28, 28), 255, np.uint8)
+    for heat in (zero, negative):
+        assert metrics.region_share(heat, (0, 0, 28, 28), 28).tolist() == [0.0]
+        assert metrics.ink_share(heat, image).tolist() == [0.0]
+        assert metrics.top_share(heat).tolist() == [0.0]
+        assert metrics.pointing_game(heat, (0, 0, 28, 28), 28).tolist() == [False]
+    assert metrics.rank_correlation(zero[0], np.arange(49.0).reshape(7, 7)) == 0.0
+
+
+def test_ink_and_top_share_are_region_shares_with_a_mask():
+    rng = np.random.default_rng(0)
+    maps = rng.random((3, 7, 7)).astype(np.float32)
+    images = (rng.random((3, 28, 28)) * 255).astype(np.uint8)
+    np.testing.assert_array_equal(
+        metrics.ink_share(maps, images), metrics.region_share(maps, images > 50, 28)
+    )
+    # a mask that is a box gives the box's share; a second computation by hand
+    mask = np.zeros((28, 28), bool)
+    mask[:10] = True
+    by_hand = metrics.upsample_maps(maps, 28)
+    expected = by_hand[:, :10].sum(axis=(1, 2)) / by_hand.sum(axis=(1, 2))
+    np.testing.assert_allclose(metrics.top_share(maps), expected, rtol=1e-6)
+    np.testing.assert_array_equal(metrics.region_share(maps, mask, 28), metrics.top_share(maps))
+    with pytest.raises(ValueError, match="mask"):
+        metrics.region_share(maps, np.zeros((2, 28, 28), bool), 28)

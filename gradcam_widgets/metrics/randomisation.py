@@ -1,18 +1,17 @@
-"""Can we trust a saliency map? Sanity checks and a localisation score (lesson 06).
+"""Model-parameter randomisation: does a saliency map depend on the model's weights?
 
-* **Model-parameter randomisation** (Adebayo et al., "Sanity Checks for Saliency Maps",
-  NeurIPS 2018): replace the trained weights by random ones, layer after layer from the
-  top (:func:`cascading_randomization`), and measure how much the map changes with the
-  Spearman rank correlation (:func:`rank_correlation`). A map that explains *the model*
-  must change when the model is destroyed; a map that stays the same, like an edge
-  detector's (:func:`edge_map`), only describes the image. The user's model is never
-  changed: every step works on a copy (:func:`randomized_copy`).
-* **The pointing game** (Zhang et al., "Top-down Neural Attention by Excitation
-  Backprop", ECCV 2016): on images where the object's box is known, count how often the
-  map's maximum falls inside the box (:func:`pointing_game`), against the hit rate of a
-  point drawn at random (:func:`random_baseline`). :func:`place_digits` makes such
-  images: MNIST digits at known positions on a larger canvas cluttered with fragments
-  of other digits.
+Adebayo et al., "Sanity Checks for Saliency Maps", NeurIPS 2018: replace the trained
+weights by random ones, layer after layer from the top (:func:`cascading_randomization`),
+and measure how much the map changes with the Spearman rank correlation
+(:func:`rank_correlation`)::
+
+    rho(a, b) = Pearson(rank(a), rank(b))
+
+A map that explains *the model* must change when the model is destroyed; a map that
+stays the same, like an edge detector's (:func:`edge_map`), only describes the image.
+The user's model is never changed: every step works on a copy (:func:`randomized_copy`),
+and the random weights come from ``numpy.random.default_rng(seed)``: no global random
+state is touched.
 
 Nothing here imports a framework at module level.
 """
@@ -27,8 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from .backends import is_keras_model, is_torch_model
-from .shortcut import Box, peak_in_box
+from ..backends import is_keras_model, is_torch_model
 
 __all__ = [
     "weighted_layers",
@@ -37,10 +35,6 @@ __all__ = [
     "cascading_randomization",
     "rank_correlation",
     "edge_map",
-    "CanvasSet",
-    "place_digits",
-    "pointing_game",
-    "random_baseline",
 ]
 
 Explainer = Callable[[Any, Any], np.ndarray]
@@ -74,7 +68,7 @@ def weighted_layers(model: Any) -> list[str]:
             for name, module in model.named_modules()
             if name and any(True for _ in module.parameters(recurse=False))
         ]
-    from .backends.keras import named_layers
+    from ..backends.keras import named_layers
 
     keras = sys.modules["keras"]
     return [
@@ -153,7 +147,7 @@ def _randomized_torch(model: Any, layers: Sequence[str], rng: np.random.Generato
 
 def _randomized_keras(model: Any, layers: Sequence[str], rng: np.random.Generator) -> Any:
     keras = sys.modules["keras"]
-    from .backends.keras import named_layers
+    from ..backends.keras import named_layers
 
     try:
         clone = keras.models.clone_model(model, recursive=True)
@@ -179,8 +173,9 @@ def rank_correlation(a: np.ndarray, b: np.ndarray) -> float:
     order the positions alike, about 0 when the orders are unrelated. It ignores the
     maps' scale, which differs between models.
 
-    A map with one value everywhere (all zero, say) ranks nothing: its correlation with
-    a different map is defined here as 0, and 1 with an identical map.
+    A map with one value everywhere (all zero, say) ranks nothing and carries no
+    evidence: its correlation with any map, itself included, is 0.0 (the all-zero rule
+    of :mod:`gradcam_widgets.metrics`; scipy would return NaN).
 
     Args:
         a: a map.
@@ -195,10 +190,10 @@ def rank_correlation(a: np.ndarray, b: np.ndarray) -> float:
     second = np.asarray(b, dtype=np.float64).ravel()
     if first.shape != second.shape:
         raise ValueError(f"maps of different shapes: {np.shape(a)} and {np.shape(b)}.")
-    if np.array_equal(first, second):
-        return 1.0
     if np.ptp(first) == 0.0 or np.ptp(second) == 0.0:
         return 0.0
+    if np.array_equal(first, second):
+        return 1.0  # exactly, where scipy's float arithmetic may give 0.9999999999999999
     return float(spearmanr(first, second).statistic)
 
 
@@ -291,7 +286,7 @@ def cascading_randomization(
     _check_model(model)
     order = list(reversed(weighted_layers(model))) if layers is None else list(layers)
     if explain is None:
-        from .engine import gradcam, predict
+        from ..engine import gradcam, predict
 
         if target is None:
             target = [int(c) for c in predict(model, inputs).argmax(axis=1)]
@@ -311,174 +306,3 @@ def cascading_randomization(
         [[rank_correlation(ref, m) for ref, m in zip(original, step)] for step in maps]
     )
     return CascadeResult(steps=steps, maps=maps, correlations=correlations)
-
-
-@dataclass
-class CanvasSet:
-    """Digits placed on larger cluttered canvases, with each digit's box.
-
-    Attributes:
-        images: uint8 ``(N, S, S)`` canvases.
-        labels: int64 ``(N,)``, the placed digit's class.
-        boxes: int64 ``(N, 4)``, the tight box ``(top, left, bottom, right)`` around the
-            placed digit's ink, bottom and right exclusive.
-    """
-
-    images: np.ndarray
-    labels: np.ndarray
-    boxes: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-
-def place_digits(
-    images: np.ndarray,
-    labels: np.ndarray,
-    *,
-    size: int = 44,
-    digit_size: int | None = None,
-    clutter: int = 3,
-    fragment: int = 6,
-    seed: int = 0,
-) -> CanvasSet:
-    """Put each digit at a random place on a larger canvas strewn with digit fragments.
-
-    Like the "cluttered MNIST" of Mnih et al. (2014): each digit (28 x 28, or resized to
-    ``digit_size``) is pasted at a random position of a black ``size`` x ``size`` canvas,
-    and ``clutter`` square pieces of other digits (``fragment`` pixels a side, cut from
-    the digits at their placed size) are scattered outside the digit's box, so that a
-    network cannot just look for ink. The digit's box is known exactly.
-
-    Args:
-        images: uint8 ``(N, 28, 28)`` digits.
-        labels: int ``(N,)``.
-        size: the canvas's side (at least the digit's).
-        digit_size: shrink (or enlarge) each digit to this side first (Pillow's bilinear
-            resize, which averages when shrinking); ``None`` keeps 28 pixels. Small digits
-            on a large canvas make the object small and its place hard to guess.
-        clutter: fragments per canvas (some are skipped if no free place is found).
-        fragment: a fragment's side in pixels.
-        seed: seeds positions and fragments (``numpy.random.default_rng``).
-
-    Returns:
-        a :class:`CanvasSet`.
-    """
-    digits = np.asarray(images)
-    labels = np.asarray(labels).astype(np.int64)
-    if digits.ndim != 3 or len(digits) != len(labels):
-        raise ValueError(
-            f"expected (N, H, W) digits and N labels, got {digits.shape} and {labels.shape}."
-        )
-    if digit_size is not None and digit_size != digits.shape[1]:
-        digits = _resize_digits(digits, int(digit_size))
-    count, height, width = digits.shape
-    if size < max(height, width):
-        raise ValueError(f"the canvas ({size}) must be at least as large as a digit ({height}).")
-    if not 0 < fragment <= min(height, width, size):
-        raise ValueError(f"fragment must be between 1 and {min(height, width)}, got {fragment}.")
-    rng = np.random.default_rng(seed)
-    canvases = np.zeros((count, size, size), dtype=np.uint8)
-    boxes = np.zeros((count, 4), dtype=np.int64)
-    for index in range(count):
-        digit = digits[index]
-        top, left = (int(v) for v in rng.integers(0, size - np.array([height, width]) + 1))
-        rows = np.flatnonzero(digit.max(axis=1))
-        cols = np.flatnonzero(digit.max(axis=0))
-        if rows.size == 0:
-            box = (top, left, top + height, left + width)
-        else:
-            box = (top + rows[0], left + cols[0], top + rows[-1] + 1, left + cols[-1] + 1)
-        for _ in range(clutter):
-            _scatter_fragment(canvases[index], digits, index, box, fragment, rng)
-        window = canvases[index, top : top + height, left : left + width]
-        np.maximum(window, digit, out=window)
-        boxes[index] = box
-    return CanvasSet(images=canvases, labels=labels, boxes=boxes)
-
-
-def _resize_digits(digits: np.ndarray, side: int) -> np.ndarray:
-    """Resize uint8 ``(N, H, W)`` digits to ``(N, side, side)`` with Pillow (bilinear)."""
-    from PIL import Image
-
-    if side < 2:
-        raise ValueError(f"digit_size must be at least 2 pixels, got {side}.")
-    resized = [
-        np.asarray(Image.fromarray(d).resize((side, side), Image.Resampling.BILINEAR))
-        for d in digits.astype(np.uint8)
-    ]
-    return np.stack(resized).astype(np.uint8)
-
-
-def _scatter_fragment(
-    canvas: np.ndarray,
-    digits: np.ndarray,
-    index: int,
-    box: tuple[int, int, int, int],
-    side: int,
-    rng: np.random.Generator,
-    attempts: int = 50,
-) -> None:
-    """Paste a piece of another digit somewhere that does not touch ``box``."""
-    count, height, width = digits.shape
-    size = canvas.shape[0]
-    top, left, bottom, right = box
-    for _ in range(attempts):
-        row, col = (int(v) for v in rng.integers(0, size - side + 1, size=2))
-        if row < bottom and row + side > top and col < right and col + side > left:
-            continue
-        other = int(rng.integers(count - 1)) if count > 1 else 0
-        other += int(count > 1 and other >= index)
-        y, x = (int(v) for v in rng.integers(0, [height - side + 1, width - side + 1]))
-        window = canvas[row : row + side, col : col + side]
-        np.maximum(window, digits[other, y : y + side, x : x + side], out=window)
-        return
-
-
-def pointing_game(
-    heatmaps: np.ndarray,
-    boxes: Box | Sequence[Box] | np.ndarray,
-    image_size: int | tuple[int, int],
-    tolerance: int = 0,
-) -> np.ndarray:
-    """Hits of the pointing game: does each map's maximum fall inside the object's box?
-
-    Zhang et al. (ECCV 2016). The map is resized to the image (bilinear) before its
-    maximum is taken; a map with no positive value points nowhere and misses.
-
-    Args:
-        heatmaps: ``(N, h, w)`` maps.
-        boxes: one box per map ``(N, 4)``, or one for all.
-        image_size: the image's side or ``(height, width)``.
-        tolerance: pixels by which each box is enlarged (the paper used 15 on ImageNet).
-
-    Returns:
-        bool ``(N,)``; its mean is the pointing-game accuracy.
-    """
-    return peak_in_box(heatmaps, boxes, image_size, tolerance=tolerance)
-
-
-def random_baseline(
-    boxes: Box | Sequence[Box] | np.ndarray, image_size: int | tuple[int, int]
-) -> float:
-    """The expected pointing-game accuracy of a point drawn uniformly at random.
-
-    A random point lands in a box with probability (box area) / (image area); averaged
-    over the images, that is the score any method must clearly beat.
-
-    Args:
-        boxes: ``(N, 4)`` boxes (or one box).
-        image_size: the image's side or ``(height, width)``.
-
-    Returns:
-        the mean of box area / image area.
-    """
-    array = np.atleast_2d(np.asarray(boxes, dtype=np.float64))
-    if array.shape[-1] != 4:
-        raise ValueError(f"boxes must have shape (N, 4), got {np.shape(boxes)}.")
-    if isinstance(image_size, (int, np.integer)):
-        height = width = float(image_size)
-    else:
-        height, width = (float(v) for v in image_size)
-    areas = (array[:, 2] - array[:, 0]).clip(min=0) * (array[:, 3] - array[:, 1]).clip(min=0)
-    return float(np.mean(areas / (height * width)))
