@@ -82,7 +82,7 @@ def test_check_contrast_map(cam_case):
 def gap_case():
     images, _ = gw.datasets.load_mnist("test")
     model = digits.torch_gap_net(seed=0)
-    train_images, train_labels = gw.data.load_mnist("train")
+    train_images, train_labels = gw.datasets.load_mnist("train")
     digits.train_torch(model, train_images[:600], train_labels[:600], epochs=2)
     x = digits.to_torch_input(images[4:5])
     logits = gw.predict(model, x)[0]
@@ -176,9 +176,9 @@ def test_occlusion_outcome_letters():
 def keras_case():
     keras = pytest.importorskip("keras")
     tf = pytest.importorskip("tensorflow")
-    images, _ = gw.data.load_mnist("test")
+    images, _ = gw.datasets.load_mnist("test")
     model = digits.keras_gap_net(seed=0)
-    train_images, train_labels = gw.data.load_mnist("train")
+    train_images, train_labels = gw.datasets.load_mnist("train")
     digits.train_keras(model, train_images[:1000], train_labels[:1000], epochs=2, seed=0)
     x = digits.to_keras_input(images[[4, 1, 11]])  # a 4, a 7 and a 1
     dense = model.get_layer("scores")
