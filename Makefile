@@ -8,6 +8,10 @@ STAMP := $(VENV)/.installed-stamp
 NOTEBOOKS := notebooks
 # The tested version of every package (torch==2.13.0: the CPU build on these machines).
 CONSTRAINTS := constraints/linux-cpu.txt
+# Real architectures for tests/test_timm_zoo.py, without timm's dependencies: they would
+# pull torchvision, whose PyPI build does not import beside this CPU torch (and a CUDA
+# torch with it). tests/archs.py stands in for the torchvision names timm imports.
+TIMM := timm==1.0.31
 
 .PHONY: venv lab test test-fast lint bench clean constraints
 
@@ -19,6 +23,7 @@ $(STAMP): pyproject.toml $(CONSTRAINTS) binder/overrides.json binder/jupyter_ser
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[torch,tensorflow,lab,dev]' -c $(CONSTRAINTS)
+	$(BIN)/python -m pip install --quiet --no-deps $(TIMM)
 	mkdir -p $(VENV)/share/jupyter/lab/settings $(VENV)/etc/jupyter/jupyter_server_config.d
 	cp binder/overrides.json $(VENV)/share/jupyter/lab/settings/overrides.json
 	cp binder/jupyter_server_config.json $(VENV)/etc/jupyter/jupyter_server_config.d/gradcam-widgets.json
@@ -38,8 +43,10 @@ test: venv
 test-fast: venv
 	$(BIN)/python -m pytest tests -m "not browser and not slow"
 
+# ruff, then the type checker (mypy; its settings are in pyproject.toml).
 lint: venv
 	$(BIN)/ruff check gradcam_widgets tests benchmarks
+	$(BIN)/mypy
 
 # The anchors compared against: tf-keras-vis, and pytorch-grad-cam without its
 # torchvision/OpenCV dependencies (benchmarks/engine.py explains why).

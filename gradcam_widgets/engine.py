@@ -16,13 +16,20 @@ import numpy as np
 
 from . import _core
 from .backends import Head, LayerInfo, TargetSet, backend_for, is_tensor, to_numpy
-from .backends.base import TOP_CLASS, Reshape, normalize_target_spec
+from .backends.base import (
+    TOP_CLASS,
+    LayerCache,
+    Reshape,
+    check_not_probabilities,
+    normalize_target_spec,
+)
 from .methods import METHODS, Evidence, Method
 
 __all__ = [
     "Explanation",
     "cam",
     "candidate_layers",
+    "default_layer",
     "explain",
     "gradcam",
     "gradcam_multi",
@@ -31,6 +38,12 @@ __all__ = [
 
 #: How many candidate names an error message lists before it says how to see the rest.
 _NAMES_SHOWN = 8
+#: Name parts that torch.compile and DataParallel add; a name without them also works.
+_WRAPPER_PARTS = ("_orig_mod", "module")
+#: The default layer chosen on a token model, per model and input shape.
+_DEFAULT_LAYERS = LayerCache()
+#: How many token layers one pass checks for a gradient when choosing a ViT's default.
+_DEFAULT_SEARCH = 16
 
 
 def _layer_infos(model: Any, inputs: Any) -> tuple[Any, Any, list[LayerInfo]]:
@@ -60,8 +73,15 @@ def _example_input(model: Any) -> np.ndarray:
 def candidate_layers(model: Any, inputs: Any = None) -> list[str]:
     """Names of the layers whose output is a spatial feature map, in forward order.
 
-    A candidate's output is 4-D with height and width both greater than 1, and the layer
-    runs once per forward pass (a module reused at several places has no single map).
+    A candidate's output is a map with height and width both greater than 1, and the
+    layer runs once per forward pass (a module reused at several places has no single
+    map). A map is a channels-first ``(N, C, h, w)`` or channels-last ``(N, h, w, C)``
+    tensor, or a vision transformer's token sequence ``(N, P + h*w, C)`` (``P`` class,
+    distillation or register tokens), whenever the shape, the input's size and aspect,
+    and the model leave one reading (see ``gradcam_widgets.backends.layout``). Tensors
+    that are not an image grid (attention internals ``(N, heads, tokens, d)``, windows
+    or patches folded into the batch axis) are not candidates, nor are shapes that read
+    two ways: name those with ``reshape=``.
 
     Args:
         model: a ``torch.nn.Module`` or a ``keras.Model``.
@@ -74,6 +94,19 @@ def candidate_layers(model: Any, inputs: Any = None) -> list[str]:
     """
     _, _, infos = _layer_infos(model, inputs)
     return [info.name for info in infos if info.is_candidate]
+
+
+def default_layer(model: Any, inputs: Any = None) -> str:
+    """The layer ``gradcam(..., layer=None)`` explains: see ``_default_layer``.
+
+    The last candidate layer, except on a vision transformer whose head reads the class
+    token: there the last token layer the score depends on (the last block's first
+    norm), since later layers' maps are zero by construction. Front-ends (a layer
+    slider) can start there.
+    """
+    backend, batch, infos = _layer_infos(model, inputs)
+    (name,) = _resolve_layers(backend, model, None, infos, batch=batch)
+    return name
 
 
 def _listing(names: Sequence[str]) -> str:
@@ -111,6 +144,68 @@ def _layer_names(backend: Any, model: Any, layer: Any, candidates: Sequence[str]
     return names
 
 
+def _strip_wrappers(name: str) -> str:
+    return ".".join(part for part in name.split(".") if part not in _WRAPPER_PARTS)
+
+
+def _canonical(name: str, by_name: dict[str, LayerInfo]) -> str:
+    """``name``, or the one layer it names without torch.compile / DataParallel prefixes."""
+    if name in by_name:
+        return name
+    matches = [known for known in by_name if _strip_wrappers(known) == name]
+    return matches[0] if len(matches) == 1 else name
+
+
+def _default_layer(
+    backend: Any, model: Any, batch: Any, infos: list[LayerInfo], candidates: list[str]
+) -> str:
+    """The last candidate, or on a vision transformer the last one the score depends on.
+
+    In a ViT whose head reads the class token, the patch tokens after the last block's
+    attention never reach the score: the class token takes in the patch tokens only
+    through attention, and every later layer (the attention's output, the MLP, the final
+    norm) works token by token. Their gradients are exactly zero and their Grad-CAM map
+    is empty. pytorch-grad-cam's ViT tutorial therefore takes the last block's first
+    norm (``blocks[-1].norm1``), the input of the last attention. Here the same choice
+    is made from the graph, for any token model: among the token layers of the residual
+    stream's width, the last whose patch tokens receive a gradient. A model that pools
+    all tokens (no class token) gets its last candidate, as a CNN does.
+    """
+    by_name = {info.name: info for info in infos}
+    last = by_name[candidates[-1]]
+    if last.layout is None or last.layout.kind != "tokens":
+        return candidates[-1]
+    key = (tuple(batch.shape[1:]), str(batch.dtype))
+    cached = _DEFAULT_LAYERS.get(model, key)
+    if cached is not None:
+        return cached[0]
+    width = last.shape[-1]
+    pool = [
+        name
+        for name in candidates
+        if by_name[name].layout.kind == "tokens" and by_name[name].shape[-1] == width
+    ]
+    spec = TargetSet(np.full(1, TOP_CLASS, dtype=np.int64))
+    chosen = candidates[-1]
+    for end in range(len(pool), 0, -_DEFAULT_SEARCH):
+        chunk = pool[max(0, end - _DEFAULT_SEARCH) : end]
+        try:
+            grads = backend.capture(model, batch[:1], chunk, [spec]).gradients[0]
+        except ValueError:  # a layer no gradient reaches at all: check one by one
+            grads = {}
+            for name in chunk:
+                try:
+                    grads.update(backend.capture(model, batch[:1], [name], [spec]).gradients[0])
+                except ValueError:
+                    continue
+        reached = [name for name in chunk if name in grads and np.any(grads[name] != 0)]
+        if reached:
+            chosen = reached[-1]
+            break
+    _DEFAULT_LAYERS.put(model, key, [chosen])
+    return chosen
+
+
 def _resolve_layers(
     backend: Any,
     model: Any,
@@ -118,18 +213,27 @@ def _resolve_layers(
     infos: list[LayerInfo],
     *,
     reshape: Reshape | None = None,
+    batch: Any = None,
 ) -> list[str]:
     candidates = [info.name for info in infos if info.is_candidate]
     if layer is None:
         if not candidates:
-            raise ValueError(
-                "the model has no layer with a spatial output (4-D, height and width > 1); "
-                "Grad-CAM needs a convolutional feature map. For token sequences, name the "
-                "layer and pass reshape= to turn its output into a map."
+            undecided = [info.name for info in infos if info.note.endswith("reshape= decides it")]
+            hint = (
+                f" These could be maps but their layout is ambiguous: {_listing(undecided)}."
+                if undecided
+                else ""
             )
-        return [candidates[-1]]
-    names = _layer_names(backend, model, layer, candidates)
+            raise ValueError(
+                "the model has no layer with a spatial output (a map with height and width "
+                "> 1); Grad-CAM needs a feature map. Name a layer and pass reshape= to turn "
+                f"its output into a map (N, C, h, w).{hint}"
+            )
+        if batch is None:
+            return [candidates[-1]]
+        return [_default_layer(backend, model, batch, infos, candidates)]
     by_name = {info.name: info for info in infos}
+    names = [_canonical(name, by_name) for name in _layer_names(backend, model, layer, candidates)]
     for name in names:
         info = by_name.get(name)
         if info is None:
@@ -140,10 +244,13 @@ def _resolve_layers(
                 f"single feature map. Candidate layers: {_listing(candidates)}."
             )
         if not info.is_candidate and reshape is None:
+            detail = info.note or "a map needs height and width > 1"
+            if info.spatial is not None:
+                detail = f"its grid is {info.spatial[0]}x{info.spatial[1]}"
             raise ValueError(
                 f"layer {name!r} has output shape {info.shape}, not a spatial feature map "
-                "(4-D with height and width > 1); pass reshape= if it can be laid out as "
-                f"one. Candidate layers: {_listing(candidates)}."
+                f"({detail}); pass reshape= (a callable returning (N, C, h, w)) if it can be "
+                f"laid out as one. Candidate layers: {_listing(candidates)}."
             )
     return list(dict.fromkeys(names))
 
@@ -244,6 +351,7 @@ def explain(
     contrasts: Sequence[Any] | None = None,
     reshape: Reshape | None = None,
     with_head: bool = False,
+    allow_probabilities: bool = False,
 ) -> Explanation:
     """One forward pass and one backward pass per target set, kept for every method.
 
@@ -260,12 +368,13 @@ def explain(
         reshape: as in :func:`gradcam`.
         with_head: also capture the final dense layer, so that :meth:`Explanation.cam`
             gives CAM (of any class) from this pass without running the model again.
+        allow_probabilities: as in :func:`gradcam`.
 
     Returns:
         An :class:`Explanation`.
     """
     backend, batch, infos = _layer_infos(model, inputs)
-    names = _resolve_layers(backend, model, layer, infos, reshape=reshape)
+    names = _resolve_layers(backend, model, layer, infos, reshape=reshape, batch=batch)
     size = int(batch.shape[0])
     if contrasts is None:
         contrasts = [None] * len(targets)
@@ -279,6 +388,8 @@ def explain(
         for t, c in zip(targets, contrasts, strict=True)
     ]
     captured = backend.capture(model, batch, names, specs, reshape=reshape, with_head=with_head)
+    if not allow_probabilities:
+        check_not_probabilities(captured.logits)
     return Explanation(
         logits=captured.logits,
         layers=names,
@@ -301,6 +412,7 @@ def gradcam(
     contrast: Any = None,
     evidence: Evidence = "for",
     reshape: Reshape | None = None,
+    allow_probabilities: bool = False,
 ) -> np.ndarray: ...
 
 
@@ -315,6 +427,7 @@ def gradcam(
     contrast: Any = None,
     evidence: Evidence = "for",
     reshape: Reshape | None = None,
+    allow_probabilities: bool = False,
 ) -> dict[str, np.ndarray]: ...
 
 
@@ -329,6 +442,7 @@ def gradcam(
     contrast: Any = None,
     evidence: Evidence = "for",
     reshape: Reshape | None = None,
+    allow_probabilities: bool = False,
 ) -> np.ndarray | dict[str, np.ndarray]: ...
 
 
@@ -342,6 +456,7 @@ def gradcam(
     contrast: Any = None,
     evidence: Evidence = "for",
     reshape: Reshape | None = None,
+    allow_probabilities: bool = False,
 ) -> np.ndarray | dict[str, np.ndarray]:
     """Gradient-weighted class activation maps.
 
@@ -359,28 +474,53 @@ def gradcam(
             a framework tensor; one image without a batch axis is a batch of one.
         target: ``None`` for each image's top class; an int (or 0-d array/tensor) for
             every image; one int per image (a sequence or 1-d array/tensor).
-        layer: ``None`` for the last candidate layer; a name or a layer object; or a list
-            of them, all computed from one forward and one backward pass.
+        layer: ``None`` for the default layer: the last candidate
+            (:func:`candidate_layers`), except on a vision transformer whose head reads
+            the class token, where it is the last token layer the score depends on, the
+            last block's input norm as in the ViT Grad-CAM literature (see
+            ``_default_layer``); a name or a layer object; or a list of them, all computed
+            from one forward and one backward pass. Names of a ``torch.compile`` or
+            ``DataParallel`` model are also accepted without their ``_orig_mod.`` /
+            ``module.`` prefix.
         method: a name in ``gw.METHODS`` (or a ``Method``).
         contrast: ``None``, or a class (per image) whose score is subtracted: the map
             explains ``y^target - y^contrast``, "why this class rather than that one".
         evidence: ``"for"`` (default) or ``"against"``: ``ReLU(-sum_k alpha_k A^k)``, the
             counterfactual map of regions that lower the score.
-        reshape: a callable turning the layer's output (a framework tensor) into a map in
-            the model's layout (torch ``(N, C, h, w)``, Keras ``(N, h, w, C)``), as
-            pytorch-grad-cam's ``reshape_transform``; applied to activations and gradients.
+        reshape: ``None``: channels-last maps and token sequences are detected and laid
+            out as maps where the shapes leave one reading (see
+            :func:`candidate_layers`). Or a callable turning the layer's output (a
+            framework tensor) into a map in the model's layout (torch ``(N, C, h, w)``,
+            Keras ``(N, h, w, C)``), as pytorch-grad-cam's ``reshape_transform``; applied
+            to activations and gradients.
+        allow_probabilities: ``False`` (default): an output that is a probability
+            vector per image (non-negative rows summing to 1, or log-probabilities) is
+            refused, since Grad-CAM explains the score before the softmax: pass the
+            logits (a model without the softmax). ``True``: explain the output as it is,
+            ``y^c = p_c``, knowing that its gradient mixes in the other classes.
+            A final softmax *module* or Keras softmax *layer/activation* needs neither:
+            the engine takes the score before it.
 
     Returns:
         float32 ``(N, h, w)`` at the layer's resolution, not normalised; for a list of
         layers, ``{name: array}``.
 
     Raises:
-        ValueError: unknown or non-spatial layer, class out of range, inputs that do not
-            fit the model. Nothing is changed when it raises.
+        ValueError: unknown or non-spatial layer, a layer whose layout cannot be decided
+            (pass ``reshape=``), class out of range, inputs that do not fit the model, a
+            probability output. Nothing is changed when it raises.
     """
     chosen = _method(method)
     _check_evidence(evidence)
-    result = explain(model, inputs, [target], layer, contrasts=[contrast], reshape=reshape)
+    result = explain(
+        model,
+        inputs,
+        [target],
+        layer,
+        contrasts=[contrast],
+        reshape=reshape,
+        allow_probabilities=allow_probabilities,
+    )
     maps = result.maps(chosen, evidence)
     if _is_layer_list(layer):
         return maps
@@ -396,6 +536,7 @@ def gradcam_multi(
     method: str | Method = "gradcam",
     evidence: Evidence = "for",
     reshape: Reshape | None = None,
+    allow_probabilities: bool = False,
 ) -> list[dict[str, np.ndarray]]:
     """Grad-CAM for several target sets from ONE forward pass (one backward each).
 
@@ -407,13 +548,21 @@ def gradcam_multi(
         method: as in :func:`gradcam`.
         evidence: as in :func:`gradcam`.
         reshape: as in :func:`gradcam`.
+        allow_probabilities: as in :func:`gradcam`.
 
     Returns:
         One ``{layer name: (N, h, w) array}`` per entry of ``targets``.
     """
     chosen = _method(method)
     _check_evidence(evidence)
-    result = explain(model, inputs, list(targets), layer, reshape=reshape)
+    result = explain(
+        model,
+        inputs,
+        list(targets),
+        layer,
+        reshape=reshape,
+        allow_probabilities=allow_probabilities,
+    )
     return [result.maps(chosen, evidence, index=i) for i in range(len(targets))]
 
 
@@ -423,8 +572,7 @@ def predict(model: Any, inputs: Any) -> np.ndarray:
     Works for any classifier, with or without a spatial layer (an MLP too).
     """
     backend = backend_for(model)
-    batch = backend.prepare(model, inputs)
-    return backend.capture(model, batch, [], [], with_gradients=False).logits
+    return backend.logits(model, backend.prepare(model, inputs))
 
 
 def cam(

@@ -130,7 +130,7 @@ class Explorer(widgets.VBox):
             value="gradcam" if "gradcam" in state.methods else state.methods[0],
             tooltips=state.method_tooltips(),
             description="method",
-            style={"button_width": "100px", "description_width": "initial"},
+            style={"button_width": "112px", "description_width": "initial"},
             layout=widgets.Layout(flex="0 0 auto", margin="0 24px 0 0"),
         )
         self.evidence = widgets.ToggleButtons(
@@ -141,7 +141,7 @@ class Explorer(widgets.VBox):
                 "Where the picture raises the score: ReLU(S)",
                 "Where it lowers the score, the counterfactual map: ReLU(-S)",
             ],
-            style={"button_width": "130px", "description_width": "initial"},
+            style={"button_width": "150px", "description_width": "initial"},
         )
         self.contrast = widgets.Dropdown(
             options=state.contrast_options(),

@@ -221,3 +221,16 @@ def test_keras_model_channels_last():
     heat = np.array([[[4.0, 3.0], [2.0, 1.0]]])
     result = fm.deletion(model, x, heat, target=0, steps=4)
     np.testing.assert_allclose(result.curve, [sigmoid(4), sigmoid(1), 0.5, 0.5, 0.5], rtol=1e-5)
+
+
+def test_exported_as_gw_metrics():
+    import inspect
+
+    import gradcam_widgets as gw
+
+    for name in ("deletion", "insertion", "random_map", "centre_map"):
+        assert getattr(gw.metrics, name) is getattr(fm, name)
+    signature = inspect.signature(gw.metrics.deletion)
+    assert list(signature.parameters)[:4] == ["model", "inputs", "heatmap", "target"]
+    assert signature.parameters["steps"].kind is inspect.Parameter.KEYWORD_ONLY
+    assert signature.parameters["baseline"].kind is inspect.Parameter.KEYWORD_ONLY

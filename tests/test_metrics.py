@@ -44,7 +44,7 @@ def test_weighted_layers_torch_in_forward_order():
 
 
 def test_weighted_layers_rejects_other_objects():
-    with pytest.raises(TypeError, match="torch.nn.Module or a keras.Model"):
+    with pytest.raises(TypeError, match="explains torch.nn.Module and keras.Model objects"):
         metrics.weighted_layers(object())
 
 

@@ -35,10 +35,8 @@ __all__ = [
     "TargetSet",
     "backend_for",
     "clear_caches",
-    "is_keras_model",
     "is_model",
     "is_tensor",
-    "is_torch_model",
     "to_numpy",
 ]
 
@@ -121,16 +119,6 @@ BACKENDS: list[BackendEntry] = [
 
 def _entry_for(model: Any) -> BackendEntry | None:
     return next((entry for entry in BACKENDS if entry.is_model(model)), None)
-
-
-def is_torch_model(model: Any) -> bool:
-    """True for a ``torch.nn.Module`` that is not a Keras layer; never imports torch."""
-    return _entry_for(model) is BACKENDS[1]
-
-
-def is_keras_model(model: Any) -> bool:
-    """True for a Keras layer or model; never imports Keras."""
-    return _keras_model(model)
 
 
 def is_model(obj: Any) -> bool:

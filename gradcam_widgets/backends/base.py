@@ -9,6 +9,39 @@ from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
+from .layout import (
+    Layout,
+    LayoutGuess,
+    describe_outputs,
+    guess_layout,
+    to_channels_first,
+    width_axis_layout,
+)
+
+__all__ = [
+    "NO_CONTRAST",
+    "TOP_CLASS",
+    "Backend",
+    "Capture",
+    "Head",
+    "LayerCache",
+    "LayerInfo",
+    "Layout",
+    "LayoutGuess",
+    "Reshape",
+    "TargetSet",
+    "check_logits_shape",
+    "check_not_probabilities",
+    "describe_outputs",
+    "guess_layout",
+    "normalize_target_spec",
+    "resolve_target_set",
+    "resolve_targets",
+    "to_channels_first",
+    "validate_pixels",
+    "width_axis_layout",
+]
+
 #: Marks "this image's own top class" in a resolved target array.
 TOP_CLASS = -1
 #: Marks "no contrast class" in a contrast array.
@@ -26,10 +59,13 @@ class LayerInfo:
     Attributes:
         name: the name the engine accepts (torch module path, Keras ``outer/inner``).
         shape: the output's shape, batch axis included, or ``None`` if not a tensor.
-        spatial: ``(h, w)`` of a 4-D feature map, else ``None``.
+        spatial: ``(h, w)`` of the map the output is, else ``None``.
         calls: how often the layer ran in one forward pass.
         overwritten: a later in-place op (``ReLU(inplace=True)``) changes the output, so
             the backend must capture a copy of it.
+        layout: how the output is a map (channels first or last, or a token sequence);
+            ``None`` with ``spatial`` set means the framework's own layout.
+        note: why the output is not a map (or which layouts it could be), for messages.
     """
 
     name: str
@@ -37,6 +73,8 @@ class LayerInfo:
     spatial: tuple[int, int] | None
     calls: int = 1
     overwritten: bool = False
+    layout: Layout | None = None
+    note: str = ""
 
     @property
     def is_candidate(self) -> bool:
@@ -162,6 +200,12 @@ class Backend(Protocol):
     def layer_name(self, model: Any, layer: Any) -> str | None:
         """The engine's name of a layer object of ``model``, or None if it is not one."""
 
+    def logits(self, model: Any, batch: Any) -> np.ndarray:
+        """Pre-softmax scores ``(N, C)``: one plain forward, no gradients, no probe.
+
+        Works for any classifier, with or without a spatial layer.
+        """
+
     def capture(
         self,
         model: Any,
@@ -271,6 +315,45 @@ def resolve_target_set(
             "itself, so y^target - y^contrast is zero: choose another contrast class."
         )
     return classes, contrast
+
+
+def check_not_probabilities(scores: np.ndarray) -> None:
+    """Refuse an output that is a probability (or log-probability) vector per image.
+
+    Grad-CAM's ``y^c`` is the score before the softmax (Selvaraju et al. 2017): the
+    gradient of a probability ``p_c = softmax(y)_c`` is ``p_c (dy_c - sum_j p_j dy_j)``,
+    which mixes in every other class and vanishes where the model is confident. A final
+    softmax *module* or *layer* is stepped over by the backends; a softmax written inside
+    ``forward`` (``return torch.softmax(self.net(x), 1)``) can only be recognised from the
+    values: every row non-negative and summing to 1, or (log-softmax) every row
+    non-positive with ``log sum exp = 0``. Logits do that only by a vanishing chance.
+    Tolerances allow for float16 and bfloat16 rounding.
+
+    Raises:
+        ValueError: with what to do: pass a model that returns logits, or opt in with
+            ``allow_probabilities=True``.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    if scores.ndim != 2 or scores.shape[1] < 2 or scores.size == 0:
+        return
+    tolerance = 1e-2
+    rows = scores.sum(axis=1)
+    is_probability = bool(
+        np.all(scores >= -1e-6) and np.all(np.abs(rows - 1.0) <= tolerance)
+    )
+    kind = "probabilities (every row is non-negative and sums to 1)"
+    if not is_probability and np.all(scores <= 1e-6):
+        peak = scores.max(axis=1, keepdims=True)
+        log_total = peak[:, 0] + np.log(np.exp(scores - peak).sum(axis=1))
+        is_probability = bool(np.all(np.abs(log_total) <= tolerance))
+        kind = "log-probabilities (every row's exp sums to 1)"
+    if is_probability:
+        raise ValueError(
+            f"the model's output looks like {kind}: a softmax inside forward. Grad-CAM "
+            "explains the score before the softmax. Pass the logits: a model without the "
+            "softmax (or ending in an nn.Softmax module, which the engine steps over). To "
+            "explain the output as it is, pass allow_probabilities=True."
+        )
 
 
 def check_logits_shape(shape: tuple[int, ...]) -> None:

@@ -197,6 +197,10 @@ class KerasBackend:
         """The engine's ``outer/inner`` name of the layer object ``layer``, or None."""
         return next((name for name, found in named_layers(model) if found is layer), None)
 
+    def logits(self, model: keras.Model, batch: Any) -> np.ndarray:
+        """The compiled step with no layer and no target: the pre-softmax scores."""
+        return self.capture(model, batch, (), [], with_gradients=False).logits
+
     @staticmethod
     def weighted_layers(model: keras.Model) -> list[str]:
         """Layers with weights (nested models' layers as ``outer/inner``), in layer order."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -20,12 +21,16 @@ from .base import (
     Head,
     LayerCache,
     LayerInfo,
+    Layout,
     Reshape,
     TargetSet,
     check_logits_shape,
+    describe_outputs,
     resolve_target_set,
     resolve_targets,
+    to_channels_first,
     validate_pixels,
+    width_axis_layout,
 )
 
 _SOFTMAXES = (nn.Softmax, nn.LogSoftmax)
@@ -34,16 +39,104 @@ _SOFTMAXES = (nn.Softmax, nn.LogSoftmax)
 _LAYER_CACHE = LayerCache()
 
 
+# Modules whose 4-D output is channels-first by definition: they settle a (N, n, n, n)
+# shape that could be read either way.
+_CHANNELS_FIRST = (
+    nn.Conv2d,
+    nn.ConvTranspose2d,
+    nn.BatchNorm2d,
+    nn.InstanceNorm2d,
+    nn.GroupNorm,
+    nn.MaxPool2d,
+    nn.AvgPool2d,
+    nn.AdaptiveAvgPool2d,
+    nn.AdaptiveMaxPool2d,
+    nn.Dropout2d,
+    nn.PixelShuffle,
+    nn.Upsample,
+)
+
+
+# Modules that act element by element: their output has their input's layout.
+_ELEMENTWISE = (
+    nn.Identity,
+    nn.Dropout,
+    nn.Dropout1d,
+    nn.Dropout2d,
+    nn.AlphaDropout,
+    nn.ReLU,
+    nn.ReLU6,
+    nn.LeakyReLU,
+    nn.PReLU,
+    nn.ELU,
+    nn.SELU,
+    nn.CELU,
+    nn.GELU,
+    nn.SiLU,
+    nn.Mish,
+    nn.Tanh,
+    nn.Sigmoid,
+    nn.Hardswish,
+    nn.Hardsigmoid,
+    nn.Hardtanh,
+    nn.Softplus,
+)
+
+
 @contextlib.contextmanager
 def _eval_mode(model: nn.Module) -> Iterator[None]:
-    """Evaluate in eval mode (Dropout off, BatchNorm running stats) and restore each flag."""
+    """Evaluate in eval mode (Dropout off, BatchNorm running stats) and restore each flag.
+
+    A model already in eval mode is left alone: ``eval()`` is not called, since a
+    module's ``train()`` may have side effects (timm's EfficientFormer clears a cache
+    that the next forward refills inside our graph, and ``copy.deepcopy`` then fails).
+    A model that was training gets ``model.train()`` back, side effects included, then
+    each module's own flag.
+    """
     flags = [(module, module.training) for module in model.modules()]
+    if not any(training for _, training in flags):
+        yield
+        return
     try:
         model.eval()
         yield
     finally:
+        model.train(flags[0][1])
         for module, was_training in flags:
             module.training = was_training
+
+
+def _unwrapped(model: nn.Module) -> nn.Module:
+    """The module that computes: ``torch.compile``'s and ``DataParallel``'s wrappers removed.
+
+    The wrapped module's submodules are the same objects (named with a ``_orig_mod.`` or
+    ``module.`` prefix), so hooks on them see this call. A compiled graph would run
+    without the hooks or hand them tensors outside its autograd graph; the eager module
+    computes the same function exactly.
+    """
+    while True:
+        inner = getattr(model, "_orig_mod", None)
+        if isinstance(inner, nn.Module):
+            model = inner
+        elif isinstance(model, (nn.DataParallel, nn.parallel.DistributedDataParallel)):
+            model = model.module
+        else:
+            return model
+
+
+@contextlib.contextmanager
+def _eager() -> Iterator[None]:
+    """Run compiled parts (``torch.compile`` inside ``forward``) eagerly, with autograd on.
+
+    Inside ``torch.inference_mode()`` no graph is recorded even under ``enable_grad``;
+    the block leaves inference mode for its length.
+    """
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(torch.inference_mode(False))
+        # Only a model that was compiled has imported dynamo (importing it costs seconds).
+        if "torch._dynamo" in sys.modules:
+            stack.enter_context(torch.compiler.set_stance("force_eager"))
+        yield
 
 
 @contextlib.contextmanager
@@ -55,6 +148,19 @@ def _hooks(handles: list[torch.utils.hooks.RemovableHandle]) -> Iterator[None]:
             handle.remove()
 
 
+def _by_module(module: nn.Module, options: tuple[Layout, ...]) -> Layout | None:
+    """The reading a module's type picks for an ambiguous shape.
+
+    A ``Linear`` (or ``LayerNorm``) acts on the last axis, so its 4-D output is
+    channels-last and its 3-D output a token sequence.
+    """
+    if not isinstance(module, (nn.Linear, nn.LayerNorm)):
+        return None
+    kind = "channels_last" if any(o.kind == "channels_last" for o in options) else "tokens"
+    matching = [option for option in options if option.kind == kind]
+    return matching[0] if len(matching) == 1 else None
+
+
 def _first_conv(model: nn.Module) -> nn.Module | None:
     for module in model.modules():
         if isinstance(module, (nn.Conv2d, nn.Conv1d, nn.Conv3d)):
@@ -62,11 +168,41 @@ def _first_conv(model: nn.Module) -> nn.Module | None:
     return None
 
 
+# Phrases of PyTorch's errors for inputs of the wrong shape (other RuntimeErrors pass).
+_SHAPE_ERRORS = (
+    "size mismatch",
+    "sizes of tensors must match",
+    "shapes cannot be multiplied",
+    "must match the size",
+    "expected input",
+    "expected size",
+    "calculated padded input size",
+    "kernel size can't be greater",
+    "output size is too small",
+    "is invalid for input of size",
+    "input image size",
+    "input height",
+    "input width",
+    "doesn't match model",
+    "channels, but got",
+    "to have 3 channels",
+    "non-empty 4d",
+    "non-empty 3d",
+)
+
+
 def _run(model: nn.Module, batch: torch.Tensor) -> Any:
-    """Call the model, turning a shape mismatch into an error that says what to do."""
+    """Call the model, turning a shape mismatch into an error that says what to do.
+
+    Only errors that name a shape or size problem are rewritten; any other error is the
+    model's own and is raised unchanged.
+    """
     try:
-        return model(batch)
-    except RuntimeError as error:
+        return _unwrapped(model)(batch)
+    except (RuntimeError, AssertionError, ValueError) as error:
+        text = str(error).lower()
+        if not any(phrase in text for phrase in _SHAPE_ERRORS):
+            raise
         raise ValueError(
             f"the model could not run on inputs of shape {tuple(batch.shape)}: {error}. "
             "PyTorch models take a batch laid out as (N, C, H, W) at the size the model "
@@ -95,6 +231,27 @@ class TorchBackend:
         if layer is model:
             return None
         return next((name for name, m in model.named_modules() if m is layer), None)
+
+    @staticmethod
+    def logits(model: nn.Module, batch: torch.Tensor) -> np.ndarray:
+        """One no-grad forward in eval mode; a final ``nn.Softmax`` is read through."""
+        softmax_io: dict[int, torch.Tensor] = {}
+
+        def hook(module: nn.Module, args: Any, output: torch.Tensor) -> None:
+            softmax_io[id(output)] = args[0]
+
+        softmaxes = [m for m in model.modules() if isinstance(m, _SOFTMAXES)]
+        handles = [m.register_forward_hook(hook) for m in softmaxes]
+        with _hooks(handles), _eval_mode(model), torch.no_grad():
+            output = _run(model, batch)
+            if not isinstance(output, torch.Tensor):
+                raise ValueError(
+                    f"the model returned {type(output).__name__}; the engine needs a model "
+                    "that returns one (N, classes) tensor. Wrap it to pick that output."
+                )
+            logits = softmax_io.get(id(output), output)
+            check_logits_shape(tuple(logits.shape))
+            return _numpy(logits)
 
     @staticmethod
     def weighted_layers(model: nn.Module) -> list[str]:
@@ -140,7 +297,7 @@ class TorchBackend:
                 f"inputs have shape {tuple(batch.shape)}: give a batch (N, C, H, W) or one "
                 "image (C, H, W)."
             )
-        validate_pixels(batch.cpu().numpy())
+        validate_pixels(_numpy(batch))
         conv = _first_conv(model)
         if isinstance(conv, nn.Conv2d) and batch.shape[1] != conv.in_channels:
             hint = ""
@@ -151,41 +308,147 @@ class TorchBackend:
                 f"convolution expects {conv.in_channels} (layout N, C, H, W).{hint}"
             )
         parameter = next(model.parameters(), None)
-        if parameter is not None:
-            batch = batch.to(device=parameter.device, dtype=parameter.dtype)
+        with torch.inference_mode(False):
+            if parameter is not None:
+                batch = batch.to(device=parameter.device, dtype=parameter.dtype)
+            if batch.is_inference():
+                # Made under torch.inference_mode(): autograd cannot record it.
+                batch = batch.clone()
         return batch
 
     def describe_layers(self, model: nn.Module, batch: torch.Tensor) -> list[LayerInfo]:
-        """Run one no-grad forward with a hook on every module and record output shapes."""
+        """Run one no-grad forward with a hook on every module; read each output's layout.
+
+        The shapes decide most layouts (:func:`describe_outputs`). A shape that reads two
+        ways, such as ``(1, 64, 64, 64)``, is settled by the module (a convolution's
+        output is channels-first, a ``Linear``'s 4-D output channels-last), by the
+        module whose output it took in or passed on unchanged, and last by a second
+        probe on a wider image, where only the width axis grows. What stays open is not
+        a candidate, and naming it asks for ``reshape=``.
+        """
         modules = [(name, m) for name, m in model.named_modules() if name]
         key = (tuple(batch.shape[1:]), batch.dtype, tuple(id(m) for _, m in modules))
         cached = _LAYER_CACHE.get(model, key)
         if cached is not None:
             return cached
-        seen: dict[str, list[Any]] = {}
+        probe = batch[:1]
+        seen = self._probe(model, probe, modules, keep=True)
+        image = (int(batch.shape[2]), int(batch.shape[3]))
+        guesses = describe_outputs([entry["shape"] for entry in seen.values()], image, 1)
+        layouts: dict[str, Layout | None] = {}
+        by_output = {}
+        for (name, entry), guess in zip(seen.items(), guesses, strict=True):
+            layouts[name] = guess.layout
+            if entry["output"] is not None:
+                by_output.setdefault(id(entry["output"]), name)
+        options = {n: g.options for n, g in zip(seen, guesses, strict=True)}
+        for name, entry in seen.items():
+            shape = entry["shape"]
+            if isinstance(entry["module"], _CHANNELS_FIRST) and shape and len(shape) == 4:
+                # A convolution's or pool's output is channels-first whatever its aspect
+                # (an adaptive pool's fixed size need not keep the input's).
+                layouts[name] = Layout("channels_first", (shape[2], shape[3]))
+            elif options[name]:
+                layouts[name] = _by_module(entry["module"], options[name])
+        self._inherit(seen, layouts, options, by_output)
+        open_names = [n for n in seen if options[n] and layouts[n] is None]
+        still_open = [n for n in open_names if layouts[n] is None]
+        if still_open:
+            wide = torch.cat([probe, probe[..., : max(1, probe.shape[-1] // 2)]], dim=-1)
+            try:
+                wider = self._probe(model, wide, modules, keep=False)
+            except Exception:  # noqa: BLE001 - a model built for one size: no second look
+                wider = {}
+            for name in still_open:
+                if name in wider and wider[name]["shape"] is not None:
+                    layouts[name] = width_axis_layout(
+                        options[name], seen[name]["shape"], wider[name]["shape"]
+                    )
+            self._inherit(seen, layouts, options, by_output)
+        infos = []
+        for (name, entry), guess in zip(seen.items(), guesses, strict=True):
+            layout = layouts[name]
+            note = "" if layout is not None else guess.reason
+            if layout is None and guess.options:
+                note += "; reshape= decides it"
+            infos.append(
+                LayerInfo(
+                    name,
+                    entry["shape"],
+                    None if layout is None else layout.grid,
+                    entry["calls"],
+                    entry["overwritten"],
+                    layout,
+                    note,
+                )
+            )
+        _LAYER_CACHE.put(model, key, infos)
+        return infos
+
+    @staticmethod
+    def _probe(
+        model: nn.Module, batch: torch.Tensor, modules: list[tuple[str, nn.Module]], keep: bool
+    ) -> dict[str, dict[str, Any]]:
+        """One no-grad forward recording each module's first output, in finishing order."""
+        seen: dict[str, dict[str, Any]] = {}
 
         def make_hook(name: str):
             def hook(module: nn.Module, args: Any, output: Any) -> None:
                 if name in seen:
-                    seen[name][1] += 1
-                elif isinstance(output, torch.Tensor):
-                    seen[name] = [tuple(output.shape), 1, output, output._version]
-                else:
-                    seen[name] = [None, 1, None, 0]
+                    seen[name]["calls"] += 1
+                    return
+                is_tensor = isinstance(output, torch.Tensor)
+                source = args[0] if args and isinstance(args[0], torch.Tensor) else None
+                seen[name] = {
+                    "shape": tuple(output.shape) if is_tensor else None,
+                    "calls": 1,
+                    "module": module,
+                    # Kept alive so that ids stay unique during the probe.
+                    "output": output if is_tensor else None,
+                    "input": source,
+                    "version": output._version if is_tensor else 0,
+                }
 
             return hook
 
         handles = [m.register_forward_hook(make_hook(name)) for name, m in modules]
-        with _hooks(handles), _eval_mode(model), torch.no_grad():
-            _run(model, batch[:1])
-        infos = []
-        for name, (shape, calls, output, version) in seen.items():
-            spatial = (shape[2], shape[3]) if shape is not None and len(shape) == 4 else None
+        with _hooks(handles), _eager(), _eval_mode(model), torch.no_grad():
+            _run(model, batch)
+        for entry in seen.values():
             # The version counter moves when an in-place op writes into the tensor.
-            overwritten = output is not None and output._version != version
-            infos.append(LayerInfo(name, shape, spatial, calls, overwritten))
-        _LAYER_CACHE.put(model, key, infos)
-        return infos
+            output = entry["output"]
+            entry["overwritten"] = output is not None and output._version != entry["version"]
+            if not keep:
+                entry["output"] = entry["input"] = None
+        return seen
+
+    @staticmethod
+    def _inherit(
+        seen: dict[str, dict[str, Any]],
+        layouts: dict[str, Layout | None],
+        options: dict[str, tuple[Layout, ...]],
+        by_output: dict[int, str],
+    ) -> None:
+        """Settle open layouts from the module whose output this one took in or passed on.
+
+        An element-wise module (ReLU, Dropout, Identity) keeps its input's layout, and a
+        block whose output is a submodule's output tensor has that submodule's layout.
+        Other modules may permute (a same-shape output is no evidence), so they do not
+        inherit their input's layout.
+        """
+        for name, entry in seen.items():
+            if layouts[name] is not None or entry["shape"] is None:
+                continue
+            tensors = [entry["output"]]
+            if isinstance(entry["module"], _ELEMENTWISE):
+                tensors.append(entry["input"])
+            for tensor in tensors:
+                source = by_output.get(id(tensor)) if tensor is not None else None
+                if source is None or source == name or layouts.get(source) is None:
+                    continue
+                if seen[source]["shape"] == entry["shape"]:
+                    layouts[name] = layouts[source]
+                    break
 
     def capture(
         self,
@@ -239,7 +502,8 @@ class TorchBackend:
             elif with_head and isinstance(module, nn.Linear):
                 handles.append(module.register_forward_hook(linear_hook))
 
-        with _hooks(handles), _eval_mode(model), torch.enable_grad():
+        layouts = {info.name: info.layout for info in infos}
+        with _hooks(handles), _eager(), _eval_mode(model), torch.enable_grad():
             output = _run(model, batch)
             if not isinstance(output, torch.Tensor):
                 raise ValueError(
@@ -276,7 +540,7 @@ class TorchBackend:
                     _refuse_missing(layers, grads)
                     gradients.append(
                         {
-                            name: _as_map(g, reshape)
+                            name: _as_map(g, reshape, layouts.get(name), name)
                             for name, g in zip(layers, grads, strict=True)
                         }
                     )
@@ -289,7 +553,8 @@ class TorchBackend:
         return Capture(
             logits=logits_np,
             activations={
-                name: _as_map(a, reshape) for name, a in zip(layers, activations, strict=True)
+                name: _as_map(a, reshape, layouts.get(name), name)
+                for name, a in zip(layers, activations, strict=True)
             },
             targets=[classes for classes, _ in resolved],
             gradients=gradients,
@@ -318,8 +583,13 @@ def _refuse_missing(layers: Sequence[str], grads: Sequence[torch.Tensor | None])
         )
 
 
-def _as_map(tensor: torch.Tensor, reshape: Reshape | None) -> np.ndarray:
-    """A captured tensor as a numpy map ``(N, K, h, w)``, through ``reshape`` if given."""
+def _as_map(
+    tensor: torch.Tensor, reshape: Reshape | None, layout: Layout | None, name: str
+) -> np.ndarray:
+    """A captured tensor as a numpy map ``(N, K, h, w)``.
+
+    Through ``reshape`` if given, else from the layout the shape probe decided.
+    """
     if reshape is not None:
         tensor = reshape(tensor.detach())
         if not isinstance(tensor, torch.Tensor) or tensor.ndim != 4:
@@ -327,7 +597,13 @@ def _as_map(tensor: torch.Tensor, reshape: Reshape | None) -> np.ndarray:
                 "reshape= must return a 4-D tensor (N, C, h, w); it returned "
                 f"{type(tensor).__name__} of shape {tuple(getattr(tensor, 'shape', ()))}."
             )
-    return _numpy(tensor)
+        return _numpy(tensor)
+    if layout is None:
+        raise ValueError(
+            f"the output of {name!r} has shape {tuple(tensor.shape)}, which is not a map in "
+            "any layout the engine can decide: pass reshape= to lay it out as (N, C, h, w)."
+        )
+    return to_channels_first(_numpy(tensor), layout)
 
 
 def _numpy(tensor: torch.Tensor) -> np.ndarray:
@@ -387,7 +663,6 @@ def _guided_gradients(model: nn.Module, batch: torch.Tensor, spec: np.ndarray) -
 
     Used by :func:`gradcam_widgets.saliency.guided_backprop`; see its docstring.
     """
-    image = batch.detach().clone().requires_grad_(True)
     softmax_io: dict[int, torch.Tensor] = {}
 
     def softmax_hook(module: nn.Module, args: Any, output: torch.Tensor) -> None:
@@ -399,7 +674,8 @@ def _guided_gradients(model: nn.Module, batch: torch.Tensor, spec: np.ndarray) -
         if isinstance(module, _SOFTMAXES)
     ]
     mode = _GuidedReLUMode()
-    with _hooks(handles), _eval_mode(model), torch.enable_grad():
+    with _hooks(handles), _eager(), _eval_mode(model), torch.enable_grad():
+        image = batch.detach().clone().requires_grad_(True)
         with mode:
             output = _run(model, image)
         if not isinstance(output, torch.Tensor):

@@ -8,8 +8,9 @@
 * :mod:`.randomisation`: Adebayo et al.'s sanity check (:func:`cascading_randomization`,
   :func:`randomized_copy`, :func:`weighted_layers`), :func:`rank_correlation` and the
   :func:`edge_map` baseline.
-* :mod:`.faithfulness`: deletion and insertion curves (import it as
-  ``from gradcam_widgets.metrics import faithfulness``).
+* :mod:`.faithfulness`: does the score follow the map? :func:`deletion` and
+  :func:`insertion` curves and their areas (Petsiuk et al. 2018), with the
+  :func:`random_map` and :func:`centre_map` baselines to compare a map against.
 
 **One rule for all-zero maps.** A map with no positive value (or, for rank correlation,
 no variation) carries no evidence: its share of any region is 0.0, never NaN; in the
@@ -20,6 +21,14 @@ Nothing here imports a framework at module level.
 
 from __future__ import annotations
 
+from ..typing import Box
+from .faithfulness import (
+    FaithfulnessCurve,
+    centre_map,
+    deletion,
+    insertion,
+    random_map,
+)
 from .pointing import pointing_game, random_baseline
 from .randomisation import (
     CascadeResult,
@@ -31,7 +40,6 @@ from .randomisation import (
 )
 from .regions import (
     CORNERS,
-    Box,
     corner_box,
     ink_share,
     region_share,
@@ -43,12 +51,17 @@ __all__ = [
     "CORNERS",
     "Box",
     "CascadeResult",
+    "FaithfulnessCurve",
     "cascading_randomization",
+    "centre_map",
     "corner_box",
+    "deletion",
     "edge_map",
     "ink_share",
+    "insertion",
     "pointing_game",
     "random_baseline",
+    "random_map",
     "randomized_copy",
     "rank_correlation",
     "region_share",
