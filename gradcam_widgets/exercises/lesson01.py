@@ -129,15 +129,19 @@ def _pooled_maps(model: Any, inputs: Any, target: int) -> tuple[np.ndarray, np.n
 
 def _blank_top_pixels(model: Any, inputs: Any, rows: int) -> Any:
     """``inputs`` with its top ``rows`` pixel rows set to 0 (black), in the model's layout."""
-    from ..backends import is_torch_model
-
     array = to_numpy(inputs) if is_tensor(inputs) else inputs
     array = np.array(array, dtype=np.float32, copy=True)
-    if is_torch_model(model):
-        array[..., :rows, :] = 0.0  # (N, C, H, W)
-    else:
+    if _channels_last(model):
         array[:, :rows] = 0.0  # (N, H, W, C)
+    else:
+        array[..., :rows, :] = 0.0  # (N, C, H, W)
     return array
+
+
+def _channels_last(model: Any) -> bool:
+    from ..backends import backend_for
+
+    return bool(backend_for(model).channels_last)
 
 
 def check_class_score(
@@ -231,10 +235,8 @@ def check_class_score(
 
 
 def _input_height(model: Any, inputs: Any) -> int:
-    from ..backends import is_torch_model
-
     shape = tuple(inputs.shape)
-    return int(shape[-2] if is_torch_model(model) else shape[1])
+    return int(shape[1] if _channels_last(model) else shape[-2])
 
 
 def colleague_cam(model: Any, inputs: Any, target: int) -> np.ndarray:
