@@ -8,39 +8,13 @@ import random
 import numpy as np
 import pytest
 import torch
+from models import flatten_net, gap_net
 from PIL import Image
 from torch import nn
 
 import gradcam_widgets as gw
 from gradcam_widgets import explorer as explorer_module
 from gradcam_widgets import render
-
-
-def gap_net(in_channels: int = 3, classes: int = 6) -> nn.Module:
-    """conv-relu-conv-relu-GAP-linear: CAM works at its last conv layer ('3')."""
-    torch.manual_seed(0)
-    return nn.Sequential(
-        nn.Conv2d(in_channels, 4, 3, padding=1),
-        nn.ReLU(),
-        nn.Conv2d(4, 8, 3, padding=1, stride=2),
-        nn.ReLU(),
-        nn.AdaptiveAvgPool2d(1),
-        nn.Flatten(),
-        nn.Linear(8, classes),
-    ).eval()
-
-
-def flatten_net(side: int = 16, classes: int = 6) -> nn.Module:
-    """A Flatten + dense head: Grad-CAM works, CAM does not."""
-    torch.manual_seed(1)
-    return nn.Sequential(
-        nn.Conv2d(3, 4, 3, padding=1),
-        nn.ReLU(),
-        nn.Conv2d(4, 4, 3, padding=1),
-        nn.ReLU(),
-        nn.Flatten(),
-        nn.Linear(4 * side * side, classes),
-    ).eval()
 
 
 def batch(side: int = 16, channels: int = 3, seed: int = 0) -> torch.Tensor:

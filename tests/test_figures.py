@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 from matplotlib.figure import Figure
+from models import gap_net
 from torch import nn
 
 import gradcam_widgets as gw
@@ -15,16 +16,7 @@ from gradcam_widgets import figures
 
 
 def tiny_net(in_channels: int = 3, classes: int = 5) -> nn.Module:
-    torch.manual_seed(0)
-    return nn.Sequential(
-        nn.Conv2d(in_channels, 4, 3, padding=1),
-        nn.ReLU(),
-        nn.Conv2d(4, 6, 3, padding=1, stride=2),
-        nn.ReLU(),
-        nn.AdaptiveAvgPool2d(1),
-        nn.Flatten(),
-        nn.Linear(6, classes),
-    ).eval()
+    return gap_net(in_channels, classes, width=6)
 
 
 @pytest.fixture

@@ -336,7 +336,7 @@ class TorchBackend:
         image = (int(batch.shape[2]), int(batch.shape[3]))
         guesses = describe_outputs([entry["shape"] for entry in seen.values()], image, 1)
         layouts: dict[str, Layout | None] = {}
-        by_output = {}
+        by_output: dict[int, str] = {}
         for (name, entry), guess in zip(seen.items(), guesses, strict=True):
             layouts[name] = guess.layout
             if entry["output"] is not None:
