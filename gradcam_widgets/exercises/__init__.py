@@ -178,6 +178,11 @@ class Question:
         lines += [f"- ({_LETTERS[i]}) {choice}" for i, choice in enumerate(self.choices)]
         return "\n".join(lines)
 
+    def __repr__(self) -> str:
+        # The question as the learner reads it: never the answer or the explanation,
+        # which a saved notebook's plain-text output would otherwise reveal.
+        return self._repr_markdown_()
+
 
 _LETTERS = "abcdefgh"
 
