@@ -181,12 +181,15 @@ def _default_layer(
     key = (tuple(batch.shape[1:]), str(batch.dtype))
     cached = _DEFAULT_LAYERS.get(model, key)
     if cached is not None:
-        return cached[0]
-    width = last.shape[-1]
+        return cached[0].name
+    width = last.shape[-1] if last.shape else None
     pool = [
-        name
-        for name in candidates
-        if by_name[name].layout.kind == "tokens" and by_name[name].shape[-1] == width
+        info.name
+        for info in (by_name[name] for name in candidates)
+        if info.layout is not None
+        and info.layout.kind == "tokens"
+        and info.shape is not None
+        and info.shape[-1] == width
     ]
     spec = TargetSet(np.full(1, TOP_CLASS, dtype=np.int64))
     chosen = candidates[-1]
@@ -205,7 +208,7 @@ def _default_layer(
         if reached:
             chosen = reached[-1]
             break
-    _DEFAULT_LAYERS.put(model, key, [chosen])
+    _DEFAULT_LAYERS.put(model, key, [by_name[chosen]])
     return chosen
 
 
