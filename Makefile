@@ -43,8 +43,10 @@ test: venv
 test-fast: venv
 	$(BIN)/python -m pytest tests -m "not browser and not slow"
 
+# ruff, then the type checker (mypy; its settings are in pyproject.toml).
 lint: venv
 	$(BIN)/ruff check gradcam_widgets tests benchmarks
+	$(BIN)/mypy
 
 # The anchors compared against: tf-keras-vis, and pytorch-grad-cam without its
 # torchvision/OpenCV dependencies (benchmarks/engine.py explains why).

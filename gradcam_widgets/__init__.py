@@ -17,6 +17,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+#: The one version source: pyproject.toml reads it (``[tool.setuptools.dynamic]``).
 __version__ = "0.1.0"
 
 _EXPORTS = {
@@ -36,6 +37,7 @@ _EXPORTS = {
     "data": None,
     "datasets": None,
     "metrics": None,
+    "typing": None,
     "zoo": None,
     "figures": None,
     "exercises": None,
@@ -66,11 +68,23 @@ __all__ = [
     "overlay",
     "predict",
     "saliency",
+    "typing",
     "zoo",
 ]
 
 if TYPE_CHECKING:  # pragma: no cover
-    from . import data, datasets, engine, exercises, figures, methods, metrics, saliency, zoo
+    from . import (
+        data,
+        datasets,
+        engine,
+        exercises,
+        figures,
+        methods,
+        metrics,
+        saliency,
+        typing,
+        zoo,
+    )
     from .backends import clear_caches
     from .engine import Explanation, cam, candidate_layers, explain, gradcam, gradcam_multi, predict
     from .explorer import Explorer

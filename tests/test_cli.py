@@ -7,8 +7,8 @@ import sys
 
 import numpy as np
 import pytest
+from models import CAT_CLASSES, lite0, photo
 from PIL import Image
-from zoo_models import CAT_CLASSES, lite0, photo
 
 from gradcam_widgets import zoo
 from gradcam_widgets.__main__ import main, parse_target

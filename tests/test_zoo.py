@@ -11,7 +11,7 @@ import pytest
 torch = pytest.importorskip("torch")
 keras = pytest.importorskip("keras")
 
-from zoo_models import CAT_CLASSES, ESPRESSO, cat_and_coffee, lite0, offline, photo  # noqa: E402
+from models import CAT_CLASSES, ESPRESSO, cat_and_coffee, lite0, offline, photo  # noqa: E402
 
 import gradcam_widgets as gw  # noqa: E402
 from gradcam_widgets import zoo  # noqa: E402

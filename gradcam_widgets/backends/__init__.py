@@ -35,10 +35,8 @@ __all__ = [
     "TargetSet",
     "backend_for",
     "clear_caches",
-    "is_keras_model",
     "is_model",
     "is_tensor",
-    "is_torch_model",
     "to_numpy",
 ]
 
@@ -123,16 +121,6 @@ def _entry_for(model: Any) -> BackendEntry | None:
     return next((entry for entry in BACKENDS if entry.is_model(model)), None)
 
 
-def is_torch_model(model: Any) -> bool:
-    """True for a ``torch.nn.Module`` that is not a Keras layer; never imports torch."""
-    return _entry_for(model) is BACKENDS[1]
-
-
-def is_keras_model(model: Any) -> bool:
-    """True for a Keras layer or model; never imports Keras."""
-    return _keras_model(model)
-
-
 def is_model(obj: Any) -> bool:
     """True for a model (or layer) of a framework the engine explains."""
     return _entry_for(obj) is not None
@@ -149,7 +137,7 @@ def to_numpy(obj: Any) -> np.ndarray:
     bfloat16 (which numpy lacks) becomes float32. Anything else goes to ``np.asarray``.
     """
     torch = sys.modules.get("torch")
-    if _torch_tensor(obj):
+    if torch is not None and _torch_tensor(obj):
         tensor = obj.detach().cpu()
         if tensor.dtype == torch.bfloat16:
             tensor = tensor.float()

@@ -21,6 +21,7 @@ Nothing here imports a framework at module level.
 
 from __future__ import annotations
 
+from ..typing import Box
 from .faithfulness import (
     FaithfulnessCurve,
     centre_map,
@@ -39,7 +40,6 @@ from .randomisation import (
 )
 from .regions import (
     CORNERS,
-    Box,
     corner_box,
     ink_share,
     region_share,

@@ -232,46 +232,10 @@ def _baseline(kind: str | float | np.ndarray, images: np.ndarray, axes: tuple[in
     return array, "array"
 
 
-def _torch_logits(model: Any, batch: Any) -> np.ndarray:
-    """Pre-softmax scores under ``torch.no_grad`` in eval mode, every flag restored."""
-    import torch
-    from torch import nn
-
-    softmax_inputs: dict[int, Any] = {}
-
-    def hook(module: Any, args: Any, output: Any) -> None:
-        softmax_inputs[id(output)] = args[0]
-
-    handles = [
-        m.register_forward_hook(hook)
-        for m in model.modules()
-        if isinstance(m, (nn.Softmax, nn.LogSoftmax))
-    ]
-    flags = [(m, m.training) for m in model.modules()]
-    try:
-        model.eval()
-        with torch.no_grad():
-            output = model(batch)
-            logits = softmax_inputs.get(id(output), output)
-            return logits.detach().cpu().numpy().astype(np.float32)
-    finally:
-        for handle in handles:
-            handle.remove()
-        for module, was_training in flags:
-            module.training = was_training
-
-
 def _logits_fn(model: Any):
     """A function from a numpy batch (the model's layout) to pre-softmax scores."""
     backend = backend_for(model)
-    if backend.name == "torch":
-        return backend, lambda array: _torch_logits(model, backend.prepare(model, array))
-
-    def keras_logits(array: np.ndarray) -> np.ndarray:
-        batch = backend.prepare(model, array)
-        return backend.capture(model, batch, (), [], with_gradients=False).logits
-
-    return backend, keras_logits
+    return backend, lambda array: backend.logits(model, backend.prepare(model, array))
 
 
 def _ranks(heatmap: np.ndarray, size: tuple[int, int]) -> np.ndarray:

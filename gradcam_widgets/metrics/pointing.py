@@ -14,19 +14,18 @@ miss (the all-zero rule of :mod:`gradcam_widgets.metrics`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
 
-from .regions import Box, as_boxes, image_shape, upsample_maps
+from ..typing import Boxes, ImageSize
+from .regions import as_boxes, image_shape, upsample_maps
 
 __all__ = ["pointing_game", "random_baseline"]
 
 
 def pointing_game(
     heatmaps: np.ndarray,
-    boxes: Box | Sequence[Box] | np.ndarray,
-    image_size: int | tuple[int, int],
+    boxes: Boxes,
+    image_size: ImageSize,
     tolerance: int = 0,
 ) -> np.ndarray:
     """Hits of the pointing game: does each map's maximum fall inside its box?
@@ -58,9 +57,7 @@ def pointing_game(
     return hits
 
 
-def random_baseline(
-    boxes: Box | Sequence[Box] | np.ndarray, image_size: int | tuple[int, int]
-) -> float:
+def random_baseline(boxes: Boxes, image_size: ImageSize) -> float:
     """The expected pointing-game accuracy of a point drawn uniformly at random.
 
     A random point lands in a box with probability ``area(box) / (H * W)``; averaged

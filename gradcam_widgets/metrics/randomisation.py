@@ -18,15 +18,14 @@ Nothing here imports a framework at module level.
 
 from __future__ import annotations
 
-import copy
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from ..backends import is_keras_model, is_torch_model
+from ..backends import backend_for
+from ..typing import Inputs, Model, Target
 
 __all__ = [
     "weighted_layers",
@@ -37,17 +36,11 @@ __all__ = [
     "edge_map",
 ]
 
-Explainer = Callable[[Any, Any], np.ndarray]
+#: ``f(model, inputs) -> (N, h, w)`` maps.
+Explainer = Callable[[Model, Inputs], np.ndarray]
 
 
-def _check_model(model: Any) -> None:
-    if not (is_torch_model(model) or is_keras_model(model)):
-        raise TypeError(
-            f"model is a {type(model).__name__}; expected a torch.nn.Module or a keras.Model."
-        )
-
-
-def weighted_layers(model: Any) -> list[str]:
+def weighted_layers(model: Model) -> list[str]:
     """Names of the layers that hold weights, from the input to the output.
 
     Torch: the modules with parameters of their own, named as in ``named_modules()``, in
@@ -61,21 +54,7 @@ def weighted_layers(model: Any) -> list[str]:
     Returns:
         layer names; :func:`cascading_randomization` walks them in reverse.
     """
-    _check_model(model)
-    if is_torch_model(model):
-        return [
-            name
-            for name, module in model.named_modules()
-            if name and any(True for _ in module.parameters(recurse=False))
-        ]
-    from ..backends.keras import named_layers
-
-    keras = sys.modules["keras"]
-    return [
-        name
-        for name, layer in named_layers(model)
-        if layer.weights and not isinstance(layer, keras.Model)
-    ]
+    return backend_for(model).weighted_layers(model)
 
 
 def _randomize_array(values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -93,7 +72,7 @@ def _randomize_array(values: np.ndarray, rng: np.random.Generator) -> np.ndarray
     return values
 
 
-def randomized_copy(model: Any, layers: Sequence[str], seed: int = 0) -> Any:
+def randomized_copy(model: Model, layers: Sequence[str], seed: int = 0) -> Model:
     """A copy of ``model`` in which the weights of ``layers`` are random.
 
     The copy has the trained weights everywhere else; ``model`` itself is not changed.
@@ -114,8 +93,8 @@ def randomized_copy(model: Any, layers: Sequence[str], seed: int = 0) -> Any:
         ValueError: a name is not a layer with weights.
         TypeError: the model cannot be copied.
     """
-    _check_model(model)
-    available = weighted_layers(model)
+    backend = backend_for(model)
+    available = backend.weighted_layers(model)
     unknown = [name for name in layers if name not in available]
     if unknown:
         raise ValueError(
@@ -123,46 +102,7 @@ def randomized_copy(model: Any, layers: Sequence[str], seed: int = 0) -> Any:
             f"{', '.join(available)}."
         )
     rng = np.random.default_rng(seed)
-    if is_torch_model(model):
-        return _randomized_torch(model, layers, rng)
-    return _randomized_keras(model, layers, rng)
-
-
-def _randomized_torch(model: Any, layers: Sequence[str], rng: np.random.Generator) -> Any:
-    import torch
-
-    clone = copy.deepcopy(model)
-    modules = dict(clone.named_modules())
-    with torch.no_grad():
-        for name in layers:
-            module = modules[name]
-            tensors = [*module.parameters(recurse=False), *module.buffers(recurse=False)]
-            for tensor in tensors:
-                if not tensor.is_floating_point():
-                    continue
-                values = tensor.detach().cpu().numpy()
-                tensor.copy_(torch.from_numpy(np.ascontiguousarray(_randomize_array(values, rng))))
-    return clone.eval()
-
-
-def _randomized_keras(model: Any, layers: Sequence[str], rng: np.random.Generator) -> Any:
-    keras = sys.modules["keras"]
-    from ..backends.keras import named_layers
-
-    try:
-        clone = keras.models.clone_model(model, recursive=True)
-    except TypeError as error:
-        raise TypeError(
-            "this Keras model cannot be copied with keras.models.clone_model (a subclassed "
-            "model needs get_config and from_config). Randomise a Sequential or Functional "
-            f"model instead. Keras said: {str(error).splitlines()[0]}"
-        ) from error
-    clone.set_weights(model.get_weights())
-    by_name = dict(named_layers(clone))
-    for name in layers:
-        layer = by_name[name]
-        layer.set_weights([_randomize_array(np.asarray(w), rng) for w in layer.get_weights()])
-    return clone
+    return backend.randomized_copy(model, layers, lambda values: _randomize_array(values, rng))
 
 
 def rank_correlation(a: np.ndarray, b: np.ndarray) -> float:
@@ -248,9 +188,9 @@ class CascadeResult:
 
 
 def cascading_randomization(
-    model: Any,
-    inputs: Any,
-    target: int | Sequence[int] | None = None,
+    model: Model,
+    inputs: Inputs,
+    target: Target = None,
     layer: str | None = None,
     *,
     method: str = "gradcam",
@@ -283,7 +223,7 @@ def cascading_randomization(
     Returns:
         a :class:`CascadeResult`.
     """
-    _check_model(model)
+    backend_for(model)  # a clear TypeError for an object that is not a model
     order = list(reversed(weighted_layers(model))) if layers is None else list(layers)
     if explain is None:
         from ..engine import gradcam, predict

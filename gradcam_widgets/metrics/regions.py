@@ -19,12 +19,12 @@ exclusive, as numpy slices are: the box ``(0, 0, 8, 8)`` is ``image[0:8, 0:8]``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import TypeAlias
 
 import numpy as np
 
 from ..render import resize_map
+from ..typing import Box, Boxes, ImageSize
 
 __all__ = [
     "Box",
@@ -36,18 +36,15 @@ __all__ = [
     "top_share",
 ]
 
-#: ``(top, left, bottom, right)``; bottom and right are exclusive.
-Box: TypeAlias = tuple[int, int, int, int]
-
 #: One box for all maps, one box per map ``(N, 4)``, or a boolean mask ``(H, W)`` /
 #: ``(N, H, W)`` of image pixels.
-Region: TypeAlias = Box | Sequence[Box] | np.ndarray
+Region: TypeAlias = Boxes | np.ndarray
 
 #: Corner names accepted by :func:`corner_box` (and ``gw.datasets.add_mark``).
 CORNERS = ("top-left", "top-right", "bottom-left", "bottom-right")
 
 
-def corner_box(image_size: int | tuple[int, int], extent: int, corner: str = "top-left") -> Box:
+def corner_box(image_size: ImageSize, extent: int, corner: str = "top-left") -> Box:
     """The square of side ``extent`` pixels in one corner of an image.
 
     Args:
@@ -68,7 +65,7 @@ def corner_box(image_size: int | tuple[int, int], extent: int, corner: str = "to
     return (top, left, top + extent, left + extent)
 
 
-def upsample_maps(heatmaps: np.ndarray, image_size: int | tuple[int, int]) -> np.ndarray:
+def upsample_maps(heatmaps: np.ndarray, image_size: ImageSize) -> np.ndarray:
     """Resize maps ``(N, h, w)`` to the image (bilinear, as ``gw.overlay`` draws them).
 
     Negative values are set to 0 (Grad-CAM maps have none; a CAM may): ``M+ = max(M, 0)``.
@@ -89,9 +86,7 @@ def upsample_maps(heatmaps: np.ndarray, image_size: int | tuple[int, int]) -> np
     return np.stack([np.maximum(resize_map(m, size), 0.0) for m in maps]).astype(np.float32)
 
 
-def region_share(
-    heatmaps: np.ndarray, region: Region, image_size: int | tuple[int, int]
-) -> np.ndarray:
+def region_share(heatmaps: np.ndarray, region: Region, image_size: ImageSize) -> np.ndarray:
     """The share of each map's mass that lies inside a region, from 0 to 1.
 
     ``share = sum(M+ inside the region) / sum(M+)``, where ``M+`` is the map resized to
@@ -145,7 +140,7 @@ def ink_share(maps: np.ndarray, images: np.ndarray, threshold: int = 50) -> np.n
     return region_share(maps, array > threshold, array.shape[1:])
 
 
-def top_share(maps: np.ndarray, rows: int = 10, image_size: int = 28) -> np.ndarray:
+def top_share(maps: np.ndarray, rows: int = 10, image_size: ImageSize = 28) -> np.ndarray:
     """For each map, the share of its mass in the top ``rows`` pixel rows of the image.
 
     ``top_share = region_share(maps, (0, 0, rows, width))``. On a 28 x 28 digit, the top
@@ -165,7 +160,7 @@ def top_share(maps: np.ndarray, rows: int = 10, image_size: int = 28) -> np.ndar
     return region_share(maps, (0, 0, rows, width), (height, width))
 
 
-def image_shape(image_size: int | tuple[int, int]) -> tuple[int, int]:
+def image_shape(image_size: ImageSize) -> tuple[int, int]:
     """``(height, width)`` from an image's side or its ``(height, width)``."""
     if isinstance(image_size, (int, np.integer)):
         return int(image_size), int(image_size)
@@ -173,7 +168,7 @@ def image_shape(image_size: int | tuple[int, int]) -> tuple[int, int]:
     return height, width
 
 
-def as_boxes(boxes: Box | Sequence[Box] | np.ndarray, count: int) -> np.ndarray:
+def as_boxes(boxes: Boxes, count: int) -> np.ndarray:
     """``(count, 4)`` int64 boxes from one box or one box per map, checked."""
     array = np.asarray(boxes, dtype=np.int64)
     if array.shape == (4,):

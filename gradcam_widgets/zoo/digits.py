@@ -26,8 +26,11 @@ The builders are in :mod:`.digits_keras` (:func:`keras_gap_net`, :func:`keras_le
 they are reachable from here too (``digits.keras_gap_net``), imported on first use: a
 Keras lesson never imports torch and a PyTorch lesson never imports TensorFlow.
 
-Every builder and trainer takes a ``seed`` and touches no global random state: the same
-seed gives the same initial weights and the same order of training batches.
+Every builder and trainer takes a ``seed``: the same seed gives the same initial weights
+and the same order of training batches. The builders and :func:`train_torch` touch no
+global random state; :func:`train_keras` still seeds Keras's global state for its
+shuffling (``keras.utils.set_random_seed``), because the lessons' Keras results depend on
+that order.
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from ..typing import Model
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -52,7 +57,7 @@ __all__ = [
     "ARCHITECTURES",
     "CLASS_NAMES",
     "SIZE",
-    "Layer",
+    "LayerSpec",
     "to_keras_input",
     "to_torch_input",
     "keras_gap_net",
@@ -76,10 +81,10 @@ SIZE = 28
 #: ``padding="same"``, ReLU; size = filters), ``"pool"`` (2x2 max-pooling), ``"gap"``
 #: (global average pooling), ``"flatten"``, ``"dense"`` (ReLU; size = units) and
 #: ``"scores"`` (the last dense layer; size = classes). Size is 0 where unused.
-Layer = tuple[str, str, int]
+LayerSpec = tuple[str, str, int]
 
 #: The two architectures, input to output. Both builders read them.
-ARCHITECTURES: dict[str, tuple[Layer, ...]] = {
+ARCHITECTURES: dict[str, tuple[LayerSpec, ...]] = {
     "gap_net": (
         ("conv", "conv1", 16),
         ("pool", "pool1", 0),
@@ -180,14 +185,14 @@ def to_torch_input(images: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(scale(as_digits(images))[:, np.newaxis]))
 
 
-def _channels_last(model: Any) -> bool:
+def _channels_last(model: Model) -> bool:
     """The model's image layout, as its backend declares it."""
     from ..backends import backend_for
 
     return bool(backend_for(model).channels_last)
 
 
-def accuracy(model: Any, images: np.ndarray, labels: np.ndarray, batch_size: int = 500) -> float:
+def accuracy(model: Model, images: np.ndarray, labels: np.ndarray, batch_size: int = 500) -> float:
     """The fraction of ``images`` that ``model`` classifies as ``labels``.
 
     Args:
@@ -202,7 +207,7 @@ def accuracy(model: Any, images: np.ndarray, labels: np.ndarray, batch_size: int
     return float(np.mean(predict_classes(model, images, batch_size) == np.asarray(labels)))
 
 
-def predict_classes(model: Any, images: np.ndarray, batch_size: int = 500) -> np.ndarray:
+def predict_classes(model: Model, images: np.ndarray, batch_size: int = 500) -> np.ndarray:
     """The predicted digit of each image, in batches, through ``gw.predict``.
 
     Args:
