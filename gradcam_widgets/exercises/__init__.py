@@ -129,7 +129,7 @@ def as_number(answer: Any) -> float | None:
     return value if np.isfinite(value) else None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Question:
     """One end-of-lesson concept question, multiple choice or a number.
 
@@ -169,10 +169,19 @@ class Question:
             return feedback(True, self.explanation)
         return feedback(False, "that number is not it; work it out again step by step.")
 
+    def __repr__(self) -> str:
+        # the prompt and choices only: a printed question must not show its answer
+        return self._repr_markdown_()
+
     def _repr_markdown_(self) -> str:
         lines = [self.prompt]
         lines += [f"- ({_LETTERS[i]}) {choice}" for i, choice in enumerate(self.choices)]
         return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        # The question as the learner reads it: never the answer or the explanation,
+        # which a saved notebook's plain-text output would otherwise reveal.
+        return self._repr_markdown_()
 
 
 _LETTERS = "abcdefgh"
