@@ -169,10 +169,6 @@ class Question:
             return feedback(True, self.explanation)
         return feedback(False, "that number is not it; work it out again step by step.")
 
-    def __repr__(self) -> str:
-        # the prompt and choices only: a printed question must not show its answer
-        return self._repr_markdown_()
-
     def _repr_markdown_(self) -> str:
         lines = [self.prompt]
         lines += [f"- ({_LETTERS[i]}) {choice}" for i, choice in enumerate(self.choices)]
