@@ -120,7 +120,7 @@ def as_number(answer: Any) -> float | None:
         answer = to_numpy(answer)
     if hasattr(answer, "item") and getattr(answer, "size", 1) == 1:
         answer = answer.item()
-    if isinstance(answer, (bool, np.bool_)):
+    if isinstance(answer, (bool, np.bool_, str, bytes)):  # "3" is text, not a number
         return None
     try:
         value = float(answer)
@@ -168,10 +168,6 @@ class Question:
         if abs(value - float(self.answer)) <= self.tolerance:
             return feedback(True, self.explanation)
         return feedback(False, "that number is not it; work it out again step by step.")
-
-    def __repr__(self) -> str:
-        # the prompt and choices only: a printed question must not show its answer
-        return self._repr_markdown_()
 
     def _repr_markdown_(self) -> str:
         lines = [self.prompt]
