@@ -120,7 +120,7 @@ def as_number(answer: Any) -> float | None:
         answer = to_numpy(answer)
     if hasattr(answer, "item") and getattr(answer, "size", 1) == 1:
         answer = answer.item()
-    if isinstance(answer, (bool, np.bool_)):
+    if isinstance(answer, (bool, np.bool_, str, bytes)):  # "3" is text, not a number
         return None
     try:
         value = float(answer)
