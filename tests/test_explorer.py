@@ -437,28 +437,6 @@ def test_keras_model(keras_net):
     assert keras_net.layers[-1].activation.__name__ == "softmax"
 
 
-# ----------------------------------------------------------------- lesson 00 checks
-
-
-def test_lesson00_checks(ex):
-    from gradcam_widgets.exercises import TODO, lesson00
-
-    assert lesson00.check_earliest_map_side(ex, TODO).passed is None
-    assert lesson00.check_earliest_map_side(ex, 16).passed is True  # layer '0' is 16x16
-    wrong = lesson00.check_earliest_map_side(ex, 8)
-    assert wrong.passed is False and "'2'" in wrong.message and "16" not in wrong.message
-    assert lesson00.check_earliest_map_side(ex, 5).passed is False
-    assert lesson00.check_earliest_map_side(ex, "16").passed is False
-    second = int(np.argsort(-ex.probabilities)[1])
-    assert lesson00.check_runner_up(ex, TODO).passed is None
-    assert lesson00.check_runner_up(ex, second).passed is True
-    first = lesson00.check_runner_up(ex, ex.top_classes[0])
-    assert first.passed is False and "number 1" in first.message
-    assert lesson00.check_runner_up(ex, 99).passed is False
-    assert lesson00.check_runner_up(ex, "cat").passed is False
-    assert "Not done yet" in repr(lesson00.check_runner_up(ex, TODO))
-
-
 def test_maps_returns_every_layer_for_a_class(net, ex):
     maps = ex.maps(target=2)
     assert list(maps) == ex.layers
