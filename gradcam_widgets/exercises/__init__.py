@@ -213,6 +213,13 @@ class Quiz:
             raise IndexError(f"questions are numbered 1 to {len(self.questions)}.")
         return self.questions[number - 1]
 
+    def __repr__(self) -> str:
+        # Every question as the learner reads it, never an answer or an explanation.
+        return "\n\n".join(repr(question) for question in self.questions)
+
+    def _repr_markdown_(self) -> str:
+        return "\n\n".join(question._repr_markdown_() for question in self.questions)
+
     def check(self, number: int, response: Any) -> Feedback:
         """Mark the answer to question ``number`` (numbered from 1)."""
         return self[number].check(response)
