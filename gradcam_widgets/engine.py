@@ -90,7 +90,10 @@ def candidate_layers(model: Any, inputs: Any = None) -> list[str]:
 
     Returns:
         Layer names: torch names from ``named_modules()``, Keras names with nested
-        models as ``outer/inner``.
+        models as ``outer/inner``. For a Keras model whose head (pooling or flattening)
+        receives a map that no layer outputs (ConvNeXt's final residual ``add``), the
+        last name is ``"<head layer>:input"``: that map. Any Keras layer's input can be
+        named so; only that one is listed.
     """
     _, _, infos = _layer_infos(model, inputs)
     return [info.name for info in infos if info.is_candidate]
@@ -178,12 +181,15 @@ def _default_layer(
     key = (tuple(batch.shape[1:]), str(batch.dtype))
     cached = _DEFAULT_LAYERS.get(model, key)
     if cached is not None:
-        return cached[0]
-    width = last.shape[-1]
+        return cached[0].name
+    width = last.shape[-1] if last.shape else None
     pool = [
-        name
-        for name in candidates
-        if by_name[name].layout.kind == "tokens" and by_name[name].shape[-1] == width
+        info.name
+        for info in (by_name[name] for name in candidates)
+        if info.layout is not None
+        and info.layout.kind == "tokens"
+        and info.shape is not None
+        and info.shape[-1] == width
     ]
     spec = TargetSet(np.full(1, TOP_CLASS, dtype=np.int64))
     chosen = candidates[-1]
@@ -202,7 +208,7 @@ def _default_layer(
         if reached:
             chosen = reached[-1]
             break
-    _DEFAULT_LAYERS.put(model, key, [chosen])
+    _DEFAULT_LAYERS.put(model, key, [by_name[chosen]])
     return chosen
 
 
@@ -243,7 +249,7 @@ def _resolve_layers(
                 f"layer {name!r} runs {info.calls} times in one forward pass, so it has no "
                 f"single feature map. Candidate layers: {_listing(candidates)}."
             )
-        if not info.is_candidate and reshape is None:
+        if not info.is_map and reshape is None:
             detail = info.note or "a map needs height and width > 1"
             if info.spatial is not None:
                 detail = f"its grid is {info.spatial[0]}x{info.spatial[1]}"
@@ -481,7 +487,12 @@ def gradcam(
             ``_default_layer``); a name or a layer object; or a list of them, all computed
             from one forward and one backward pass. Names of a ``torch.compile`` or
             ``DataParallel`` model are also accepted without their ``_orig_mod.`` /
-            ``module.`` prefix.
+            ``module.`` prefix. Keras: the name ``"<layer>:input"`` is the map that layer
+            receives, for maps no layer outputs (in ``keras.applications`` ConvNeXt each
+            stage ends in a raw ``add``; its last one is reached as
+            ``"convnext_tiny_head_gap:input"``). When the map that feeds a Keras model's
+            head (its pooling or flattening layer) is no layer's output, that
+            ``":input"`` name is the last candidate, so the default.
         method: a name in ``gw.METHODS`` (or a ``Method``).
         contrast: ``None``, or a class (per image) whose score is subtracted: the map
             explains ``y^target - y^contrast``, "why this class rather than that one".
@@ -587,13 +598,19 @@ def cam(
     ``w^c`` the dense layer's weights for class ``c``; no gradients are needed. Zhou et
     al., "Learning Deep Features for Discriminative Localization", CVPR 2016.
 
+    A Keras layer norm between the pooling and the dense layer (ConvNeXt's head) is
+    folded in per image: with ``LN(v) = gamma (v - mu) / sigma + beta``,
+    ``M_c = sum_k (w_k^c gamma_k / sigma) (A^k - mu)``, whose spatial mean is the
+    logit minus a constant, as for the plain head.
+
     Args:
         model: a network whose logits are ``Dense(GAP(A))`` (torch ``nn.Linear``, Keras
-            ``Dense``, optionally followed by a softmax).
+            ``Dense``, optionally followed by a softmax; Keras also
+            ``Dense(LayerNorm(GAP(A)))``).
         inputs: as in :func:`gradcam`.
         target: as in :func:`gradcam`.
-        layer: the layer that is pooled (a name or the layer object); ``None`` for the
-            last candidate layer.
+        layer: the layer that is pooled (a name or the layer object; for Keras also
+            ``"<pooling layer>:input"``); ``None`` for the last candidate layer.
 
     Returns:
         float32 ``(N, h, w)``, not normalised and not rectified (CAM can be negative).
@@ -624,7 +641,10 @@ def _cam_maps(name: str, activations: np.ndarray, head: Head | None, classes: An
         )
     pooled = activations.mean(axis=(2, 3))
     if head.features.shape != pooled.shape or not np.allclose(
-        head.features, pooled, rtol=1e-4, atol=1e-5 * (1.0 + np.abs(pooled).max())
+        head.features,
+        pooled,
+        rtol=head.tolerance,
+        atol=head.tolerance / 10 * (1.0 + np.abs(pooled).max()),
     ):
         raise ValueError(
             f"CAM needs the dense layer's input to be the global average of the maps of layer "
@@ -632,8 +652,13 @@ def _cam_maps(name: str, activations: np.ndarray, head: Head | None, classes: An
             "layer pooled). Use gradcam(), or give the pooled layer's name."
         )
     indices = np.asarray(classes, dtype=np.int64)
-    if np.any(indices < 0) or np.any(indices >= head.weight.shape[0]):
-        raise ValueError(
-            f"class out of range: the dense layer scores {head.weight.shape[0]} classes."
-        )
-    return _core.class_activation_map(activations, head.weight[indices])
+    n_classes = head.weight.shape[-2]
+    if np.any(indices < 0) or np.any(indices >= n_classes):
+        raise ValueError(f"class out of range: the dense layer scores {n_classes} classes.")
+    if head.weight.ndim == 3:  # a per-image normalisation folded into the weights
+        class_weights = head.weight[np.arange(len(indices)), indices]
+    else:
+        class_weights = head.weight[indices]
+    if head.centre is not None:
+        activations = activations - head.centre[:, None, None, None].astype(activations.dtype)
+    return _core.class_activation_map(activations, class_weights)

@@ -8,6 +8,8 @@ The Explorer answers one question at a time; a grid puts several answers side by
   "cat" map and the "dog" map of one photo differ).
 * :func:`image_grid`: several images, one class each, for one or more layers (the
   lecture's table comparing the confusable digits 1, 7 and 9).
+* :func:`weighted_sum`: the inside of one map: single feature maps ``A^k``, their
+  weights, and the weighted sum that builds the CAM or Grad-CAM map.
 
 Each grid gets all its maps from ONE engine call, and returns a
 ``matplotlib.figure.Figure`` made without pyplot (no global state, nothing shown twice);
@@ -28,7 +30,7 @@ from .backends import backend_for
 from .methods import METHODS
 from .render import image_from_inputs
 
-__all__ = ["GridFigure", "layer_grid", "class_grid", "image_grid"]
+__all__ = ["GridFigure", "layer_grid", "class_grid", "image_grid", "top_channels", "weighted_sum"]
 
 Names = Sequence[str] | Mapping[int, str] | None
 
@@ -286,4 +288,103 @@ def image_grid(
     for axis in axes.ravel():
         _blank(axis)
     figure.tight_layout()
+    return figure
+
+
+def top_channels(activations: np.ndarray, weights: np.ndarray, top: int = 4) -> np.ndarray:
+    """The channels that add most to ``sum_k w_k A^k``, largest contribution first.
+
+    A channel's contribution is ``w_k * mean(A^k)``, its share of the map's average (on a
+    GAP network, its share of the class score minus the bias).
+
+    Args:
+        activations: one image's feature maps, channels last, ``(h, w, K)``.
+        weights: one weight per channel, ``(K,)``.
+        top: how many channels.
+
+    Returns:
+        ``top`` channel indices, int.
+    """
+    maps, kernel = _channels_last(activations, weights)
+    contribution = kernel * maps.mean(axis=(0, 1))
+    return np.argsort(-contribution, kind="stable")[:top]
+
+
+def _channels_last(activations: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    maps = np.asarray(activations, dtype=np.float64)
+    kernel = np.asarray(weights, dtype=np.float64).reshape(-1)
+    if maps.ndim == 4 and maps.shape[0] == 1:
+        maps = maps[0]
+    if maps.ndim != 3 or maps.shape[-1] != kernel.size:
+        raise ValueError(
+            f"activations {np.shape(activations)} and weights {np.shape(weights)} do not fit: "
+            "give one image's maps channels last, (h, w, K), and K weights."
+        )
+    return maps, kernel
+
+
+def weighted_sum(
+    activations: np.ndarray,
+    weights: np.ndarray,
+    top: int = 4,
+    *,
+    symbol: str = "w",
+    relu: bool = False,
+    image: np.ndarray | None = None,
+    panel_size: float = 1.7,
+) -> Figure:
+    """How a CAM or Grad-CAM map is built: single feature maps, weights, weighted sum.
+
+    Top row: the ``top`` channels' maps ``A^k`` as the layer outputs them (each on its own
+    grey scale), with their weights. Bottom row: the same maps times their weights on one
+    shared red-blue scale, the sum of all the other channels, and the total
+    ``sum_k w_k A^k`` (then ``ReLU`` of it, for Grad-CAM). The bottom row adds up exactly.
+
+    Args:
+        activations: one image's feature maps, channels last, ``(h, w, K)``.
+        weights: one weight per channel, ``(K,)``: ``w_k^c`` for CAM, ``alpha_k^c`` for
+            Grad-CAM.
+        top: how many single channels to draw, chosen by :func:`top_channels`.
+        symbol: the weight's name in the titles (``"w"`` or ``"alpha"``).
+        relu: add a last panel with ``ReLU`` of the sum (Grad-CAM's final step).
+        image: the input picture, drawn in the top row's last panel if given.
+        panel_size: width of one panel in inches.
+
+    Returns:
+        A figure with two rows of ``top + 2 + relu`` panels.
+    """
+    maps, kernel = _channels_last(activations, weights)
+    chosen = [int(k) for k in top_channels(maps, kernel, top)]
+    parts = [kernel[k] * maps[..., k] for k in chosen]
+    total = maps @ kernel
+    rest = total - sum(parts)
+    columns = len(chosen) + 2 + int(relu)
+    figure = GridFigure(figsize=(panel_size * columns, panel_size * 2.5))
+    axes = figure.subplots(2, columns, squeeze=False)
+    limit = max(float(np.abs(p).max()) for p in [*parts, rest, total]) or 1.0
+    tex = "\\alpha" if symbol == "alpha" else symbol
+    shared = {"cmap": "RdBu_r", "vmin": -limit, "vmax": limit}
+    for column, (k, part) in enumerate(zip(chosen, parts, strict=True)):
+        axes[0, column].imshow(maps[..., k], cmap="gray")
+        axes[0, column].set_title(f"$A^{{{k}}}$\n${tex}_{{{k}}}$ = {kernel[k]:.3g}", fontsize=8)
+        axes[1, column].imshow(part, **shared)
+        sign = "" if column == 0 else "+ "
+        axes[1, column].set_title(f"{sign}${tex}_{{{k}}} A^{{{k}}}$", fontsize=8)
+    axes[1, len(chosen)].imshow(rest, **shared)
+    axes[1, len(chosen)].set_title(f"+ {maps.shape[-1] - len(chosen)} other\nchannels", fontsize=8)
+    shown = axes[1, len(chosen) + 1].imshow(total, **shared)
+    axes[1, len(chosen) + 1].set_title(f"$= \\sum_k {tex}_k A^k$", fontsize=8)
+    if relu:
+        axes[1, -1].imshow(np.maximum(total, 0.0), cmap="jet")
+        axes[1, -1].set_title("ReLU(sum)", fontsize=8)
+    if image is not None:
+        axes[0, -1].imshow(image, cmap="gray" if np.ndim(image) == 2 else None)
+        axes[0, -1].set_title("input", fontsize=8)
+    for axis in axes.ravel():
+        _blank(axis)
+    for axis in axes[0, len(chosen) :]:
+        if not axis.images:
+            axis.set_visible(False)
+    figure.colorbar(shown, ax=list(axes[1]), fraction=0.02, pad=0.01)
+    figure.suptitle(f"top row: single feature maps $A^k$; bottom row: ${tex}_k A^k$, added up")
     return figure

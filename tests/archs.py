@@ -18,6 +18,7 @@ it, and the layout is undone by an explicit ``permute``/``reshape`` written here
 
 from __future__ import annotations
 
+import functools
 import importlib.abc
 import importlib.machinery
 import sys
@@ -27,6 +28,21 @@ from unittest import mock
 import numpy as np
 import torch
 from torch import nn
+
+
+def seeded(seed: int):
+    """Decorate ``__init__``: weights drawn from ``seed``, the global random state kept."""
+
+    def wrap(init):
+        @functools.wraps(init)
+        def inner(self, *args, **kwargs):
+            with torch.random.fork_rng():
+                torch.manual_seed(seed)
+                init(self, *args, **kwargs)
+
+        return inner
+
+    return wrap
 
 
 class Attention(nn.Module):
@@ -71,11 +87,11 @@ class TinyViT(nn.Module):
     tokens, so every layer's patch tokens reach the score.
     """
 
+    @seeded(0)
     def __init__(
         self, dim: int = 24, heads: int = 2, classes: int = 5, prefix: int = 1, pool="token"
     ) -> None:
         super().__init__()
-        torch.manual_seed(0)
         self.pool = pool
         self.patch_embed = nn.Conv2d(3, dim, kernel_size=4, stride=4)
         self.prefix = nn.Parameter(torch.randn(1, prefix, dim) * 0.5) if prefix else None
@@ -143,9 +159,9 @@ class PatchMerging(nn.Module):
 class TinySwin(nn.Module):
     """Swin: 32x48 images, 4x4 patches (8x12, channels-last), 4x4 windows, one merge."""
 
+    @seeded(1)
     def __init__(self, dim: int = 16, classes: int = 5) -> None:
         super().__init__()
-        torch.manual_seed(1)
         self.patch_embed = nn.Conv2d(3, dim, kernel_size=4, stride=4)
         self.embed_norm = nn.LayerNorm(dim)
         self.stage1 = SwinBlock(dim, window=4)
@@ -188,9 +204,9 @@ class MobileViTBlock(nn.Module):
 class TinyMobileViT(nn.Module):
     """MobileViT: a stride-2 stem on 32x32 images, one MobileViT block, pooled head."""
 
+    @seeded(2)
     def __init__(self, classes: int = 5) -> None:
         super().__init__()
-        torch.manual_seed(2)
         self.stem = nn.Sequential(nn.Conv2d(3, 8, 3, stride=2, padding=1), nn.SiLU())
         self.block = MobileViTBlock(8, 12)
         self.final = nn.Sequential(nn.Conv2d(8, 16, 1), nn.SiLU())

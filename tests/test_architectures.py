@@ -16,6 +16,7 @@ from archs import (  # noqa: E402
     TinyViT,
     channels_last_to_map,
     oracle_gradcam,
+    seeded,
     tokens_to_map,
 )
 from torch import nn  # noqa: E402
@@ -242,9 +243,9 @@ class Permute(nn.Module):
 class SquareChannelsLast(nn.Module):
     """A (N, 8, 8, 8) channels-last tensor made by a plain permute: it reads two ways."""
 
+    @seeded(4)
     def __init__(self, fixed_size: bool) -> None:
         super().__init__()
-        torch.manual_seed(4)
         self.conv = nn.Conv2d(3, 8, 3, padding=1)
         self.to_last = Permute()
         self.mix = nn.Tanh()
@@ -281,3 +282,18 @@ def test_a_model_with_only_undecided_layers_lists_them():
     model = nn.Sequential(Permute(), nn.Tanh(), nn.Flatten(), nn.Linear(3 * 3 * 3, 2))
     with pytest.raises(ValueError, match=r"layout is ambiguous: 0, 1"):
         gw.gradcam(model, _images(1, 3, 3))
+
+
+class BatchMean(nn.Module):
+    def forward(self, x):
+        return x.mean(dim=0, keepdim=True)
+
+
+def test_an_output_that_does_not_follow_the_batch_is_refused():
+    conv = nn.Conv2d(3, 4, 3, padding=1)
+    model = nn.Sequential(conv, BatchMean(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                          nn.Linear(4, 2))
+    x = _images(2, 6, 6)
+    assert "1" in gw.candidate_layers(model, x)  # (1, 4, 6, 6) for one image
+    with pytest.raises(ValueError, match=r"shape \(1, 4, 6, 6\) for 2 image\(s\)"):
+        gw.gradcam(model, x, 0, "1")

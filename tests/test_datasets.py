@@ -1,11 +1,32 @@
-"""The shortcut dataset of lesson 05 and the region measures of a map."""
+"""gw.datasets: MNIST (offline, fixed split), the shortcut dataset, the cluttered canvases."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from gradcam_widgets import datasets, metrics
+from gradcam_widgets import datasets
+
+
+def test_mnist_split_is_fixed_balanced_and_disjoint():
+    x_train, y_train = datasets.load_mnist("train")
+    x_test, y_test = datasets.load_mnist("test")
+    assert x_train.shape == (4000, 28, 28) and x_test.shape == (1000, 28, 28)
+    assert x_train.dtype == np.uint8 and x_train.max() > 200
+    assert np.bincount(y_train).tolist() == [400] * 10
+    assert np.bincount(y_test).tolist() == [100] * 10
+    train_rows = {row.tobytes() for row in x_train}
+    assert not any(row.tobytes() in train_rows for row in x_test)
+    again, _ = datasets.load_mnist("train")
+    np.testing.assert_array_equal(again, x_train)
+    assert len(set(y_train[:20].tolist())) > 3  # shuffled, not sorted by digit
+
+
+def test_mnist_bad_arguments():
+    with pytest.raises(ValueError, match="split"):
+        datasets.load_mnist("validation")
+    with pytest.raises(ValueError, match="bundled"):
+        datasets.load_mnist("train", source="internet")
 
 
 def test_mark_patterns_are_binary_squares_and_differ():
@@ -31,26 +52,6 @@ def test_mark_pattern_rejects_bad_arguments():
         datasets.mark_pattern("logo")
     with pytest.raises(ValueError, match="at least 2"):
         datasets.mark_pattern("dots", 1)
-
-
-@pytest.mark.parametrize(
-    ("corner", "box"),
-    [
-        ("top-left", (0, 0, 8, 8)),
-        ("top-right", (0, 20, 8, 28)),
-        ("bottom-left", (20, 0, 28, 8)),
-        ("bottom-right", (20, 20, 28, 28)),
-    ],
-)
-def test_corner_box(corner, box):
-    assert metrics.corner_box(28, 8, corner) == box
-
-
-def test_corner_box_rejects_bad_arguments():
-    with pytest.raises(ValueError, match="unknown corner"):
-        metrics.corner_box(28, 8, "middle")
-    with pytest.raises(ValueError, match="extent"):
-        metrics.corner_box(28, 29)
 
 
 def test_add_mark_stamps_a_copy_at_the_margin():
@@ -96,45 +97,62 @@ def test_make_shortcut_dataset_custom_marks_and_errors():
         datasets.make_shortcut_dataset(images, labels[:3])
 
 
-def test_region_share_of_simple_maps():
-    box = metrics.corner_box(28, 8)
-    uniform = np.ones((2, 7, 7), dtype=np.float32)
-    assert np.allclose(metrics.region_share(uniform, box, 28), 64 / 784, atol=1e-6)
-    corner_only = np.zeros((28, 28), dtype=np.float32)
-    corner_only[:8, :8] = 1.0
-    assert metrics.region_share(corner_only, box, 28) == pytest.approx([1.0])
-    assert metrics.region_share(np.zeros((1, 7, 7)), box, 28).tolist() == [0.0]
+@pytest.fixture(scope="module")
+def digits_and_labels():
+    rng = np.random.default_rng(1)
+    digits = np.zeros((12, 28, 28), dtype=np.uint8)
+    for digit in digits:
+        top, left = rng.integers(4, 10, size=2)
+        digit[top : top + 14, left : left + 10] = rng.integers(50, 256, size=(14, 10))
+    return digits, np.arange(12) % 10
 
 
-def test_region_share_per_image_boxes_and_upsampling():
-    maps = np.zeros((2, 7, 7), dtype=np.float32)
-    maps[0, 0, 0] = 1.0  # mass in the top-left corner cell
-    maps[1, 6, 6] = 1.0  # mass in the bottom-right corner cell
-    top_left, bottom_right = metrics.corner_box(28, 8), metrics.corner_box(28, 8, "bottom-right")
-    shares = metrics.region_share(maps, [top_left, bottom_right], 28)
-    assert np.all(shares > 0.9)
-    swapped = metrics.region_share(maps, [bottom_right, top_left], 28)
-    assert np.all(swapped == 0.0)
-    with pytest.raises(ValueError, match="one per map"):
-        metrics.region_share(maps, [top_left] * 3, 28)
+def test_place_digits_puts_each_digit_inside_its_box(digits_and_labels):
+    digits, labels = digits_and_labels
+    canvases = datasets.place_digits(digits, labels, size=44, clutter=3, fragment=6, seed=0)
+    assert canvases.images.shape == (12, 44, 44) and canvases.images.dtype == np.uint8
+    assert canvases.boxes.shape == (12, 4) and len(canvases) == 12
+    assert np.array_equal(canvases.labels, labels)
+    for canvas, box, digit in zip(canvases.images, canvases.boxes, digits):
+        top, left, bottom, right = box
+        assert (bottom - top, right - left) == (14, 10)
+        rows, cols = np.flatnonzero(digit.max(1)), np.flatnonzero(digit.max(0))
+        crop = digit[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+        assert np.array_equal(canvas[top:bottom, left:right], crop)  # no clutter inside
+    clutter_ink = sum(
+        int(c.sum()) - int(c[t:b, left:r].sum())
+        for c, (t, left, b, r) in zip(canvases.images, canvases.boxes)
+    )
+    assert clutter_ink > 0
 
 
-def test_region_share_ignores_negative_values():
-    heat = np.array([[1.0, -5.0], [-5.0, -5.0]], dtype=np.float32)
-    assert metrics.region_share(heat, (0, 0, 1, 1), 2) == pytest.approx([1.0])
+def test_place_digits_is_seeded(digits_and_labels):
+    digits, labels = digits_and_labels
+    a = datasets.place_digits(digits, labels, seed=4)
+    b = datasets.place_digits(digits, labels, seed=4)
+    c = datasets.place_digits(digits, labels, seed=5)
+    assert np.array_equal(a.images, b.images) and np.array_equal(a.boxes, b.boxes)
+    assert not np.array_equal(a.images, c.images)
 
 
-def test_peak_in_box():
-    maps = np.zeros((3, 7, 7), dtype=np.float32)
-    maps[0, 0, 0] = 1.0
-    maps[1, 3, 3] = 1.0
-    box = metrics.corner_box(28, 8)
-    assert metrics.pointing_game(maps, box, 28).tolist() == [True, False, False]  # zero map misses
-    assert metrics.pointing_game(maps[1:2], box, 28, tolerance=8).tolist() == [True]
+def test_place_digits_rejects_bad_arguments(digits_and_labels):
+    digits, labels = digits_and_labels
+    with pytest.raises(ValueError, match="at least as large"):
+        datasets.place_digits(digits, labels, size=20)
+    with pytest.raises(ValueError, match="labels"):
+        datasets.place_digits(digits, labels[:3])
+    with pytest.raises(ValueError, match="fragment"):
+        datasets.place_digits(digits, labels, fragment=0)
 
 
-def test_upsample_maps_shape_and_errors():
-    up = metrics.upsample_maps(np.ones((2, 7, 7)), (28, 14))
-    assert up.shape == (2, 28, 14) and up.dtype == np.float32
-    with pytest.raises(ValueError, match="heatmaps"):
-        metrics.upsample_maps(np.ones((1, 1, 7, 7)), 28)
+def test_place_digits_can_shrink_the_digits(digits_and_labels):
+    digits, labels = digits_and_labels
+    canvases = datasets.place_digits(digits, labels, size=42, digit_size=14, fragment=5, seed=0)
+    assert canvases.images.shape == (12, 42, 42)
+    heights = canvases.boxes[:, 2] - canvases.boxes[:, 0]
+    widths = canvases.boxes[:, 3] - canvases.boxes[:, 1]
+    assert heights.max() <= 9 and widths.max() <= 7  # the 14 x 10 ink block halved, + blur
+    for canvas, (top, left, bottom, right) in zip(canvases.images, canvases.boxes):
+        assert canvas[top:bottom, left:right].max() > 0
+    with pytest.raises(ValueError, match="digit_size"):
+        datasets.place_digits(digits, labels, digit_size=1)

@@ -47,119 +47,273 @@ def cam_case():
     rng = np.random.default_rng(0)
     features = rng.random((7, 7, 64)).astype(np.float32)
     weights = rng.normal(size=(64, 10)).astype(np.float32)
-    return features, weights, 3, features @ weights[:, 3]
+    weights[:, 9] = weights[:, 4] + rng.normal(scale=0.1, size=64)  # a look-alike class
+    every = features @ weights
+    return features, weights, every[..., 4] - every[..., 9], every
 
 
-def test_check_cam_not_done(cam_case):
-    features, weights, target, _ = cam_case
-    assert_not_done(lesson01.check_cam(TODO, features, weights, target))
-
-
-def test_check_cam_right(cam_case):
-    features, weights, target, expected = cam_case
-    assert lesson01.check_cam(expected, features, weights, target)
-    assert lesson01.check_cam(expected[np.newaxis], features[np.newaxis], weights, target)
-    assert lesson01.check_cam(torch.from_numpy(expected), features, weights, target)
-
-
-def test_check_cam_wrong_answers_say_what_is_wrong(cam_case):
-    features, weights, target, expected = cam_case
-    check = lesson01.check_cam
-    assert_wrong(check(features @ weights[:, 4], features, weights, target), expected, "class 4")
-    assert_wrong(check(features @ weights, features, weights, target), expected, "every class")
-    assert_wrong(check(features, features, weights, target), expected, "per channel")
-    assert_wrong(check(np.maximum(expected, 0), features, weights, target), expected, "negative")
-    assert_wrong(check(expected / 49, features, weights, target), expected, "constant")
-    assert_wrong(check(features.mean(-1), features, weights, target), expected, "weight")
-    assert_wrong(check(expected + 1.0, features, weights, target), expected, "w_k^c")
-    assert_wrong(check(np.zeros((3, 3)), features, weights, target), expected, "shape")
-    assert_wrong(check("a map", features, weights, target), expected, "numpy array")
+def test_check_contrast_map(cam_case):
+    features, weights, expected, every = cam_case
+    check = lesson01.check_contrast_map
+    assert_not_done(check(TODO, features, weights, 4, 9))
+    assert check(expected, features, weights, 4, 9)
+    assert check(expected[np.newaxis], features[np.newaxis], weights, 4, 9)
+    assert check(torch.from_numpy(expected), features, weights, 4, 9)
+    assert check(features @ (weights[:, 4] - weights[:, 9]), features, weights, 4, 9)
+    assert expected.min() < 0 < expected.max()
+    for wrong, phrase in [
+        (-expected, "wrong sign"),
+        (every[..., 4], "one class alone"),
+        (every[..., 9], "one class alone"),
+        (np.maximum(expected, 0), "no ReLU"),
+        (np.maximum(every[..., 4], 0) - np.maximum(every[..., 9], 0), "no ReLU"),
+        (expected / 49, "constant"),
+        (expected / np.abs(expected).max(), "constant"),
+        (every, "every class"),
+        (features, "per channel"),
+        (np.zeros((3, 3)), "shape"),
+        (expected + 1.0, "subtract"),
+    ]:
+        assert_wrong(check(wrong, features, weights, 4, 9), expected, phrase)
+    assert_wrong(check("a map", features, weights, 4, 9), expected, "numpy array")
 
 
 @pytest.fixture(scope="module")
 def gap_case():
     images, _ = gw.datasets.load_mnist("test")
     model = digits.torch_gap_net(seed=0)
-    x = digits.to_torch_input(images[:1])
+    train_images, train_labels = gw.datasets.load_mnist("train")
+    digits.train_torch(model, train_images[:600], train_labels[:600], epochs=2)
+    x = digits.to_torch_input(images[4:5])
     logits = gw.predict(model, x)[0]
-    cam_map = gw.cam(model, x, target=2)[0]
-    return model, x, logits, cam_map
+    cam_map = gw.cam(model, x, target=9)[0]
+    bias = float(model.scores.bias[9].detach())
+    return model, x, logits, cam_map, bias
 
 
-def test_check_class_score(gap_case):
-    model, x, logits, cam_map = gap_case
+def test_check_class_score_right_answer_from_the_cam(gap_case):
+    model, x, logits, cam_map, bias = gap_case
     check = lesson01.check_class_score
-    assert_not_done(check(TODO, model, x, 2))
-    assert check(float(logits[2]), model, x, 2)
-    assert check(np.float32(logits[2]), model, x, 2)
-    bias = float(model.scores.bias[2].detach())
-    assert float(cam_map.mean()) + bias == pytest.approx(float(logits[2]), abs=1e-4)
-    expected = np.array([logits[2]])
-    assert_wrong(check(float(cam_map.mean()), model, x, 2), expected, "one more term")
-    assert_wrong(check(float(cam_map.sum()) + bias, model, x, 2), expected, "averages")
+    assert_not_done(check(TODO, model, x, 9))
+    assert float(cam_map.mean()) + bias == pytest.approx(float(logits[9]), abs=1e-4)
+    expected = cam_map[3:].sum() / 49 + bias
+    assert check(expected, model, x, 9)
+    assert check(np.float32(expected), model, x, 9)
+    assert check(torch.tensor(expected), model, x, 9)
+    # an independent computation: zero the pooled layer's top rows and run the head
+    with torch.no_grad():
+        features = model[:5](x).clone()  # conv1 ... conv3, (1, 64, 7, 7)
+        features[:, :, :3] = 0
+        switched_off = model[5:](features)[0, 9].item()
+    assert switched_off == pytest.approx(expected, abs=1e-4)
+    assert check(switched_off, model, x, 9)
+    assert check(cam_map[3:].sum() / 49 + bias, model, x, 9, off_rows=3)
+    assert not check(expected, model, x, 9, off_rows=2)
+
+
+def test_check_class_score_refuses_the_model_call(gap_case):
+    """The forbidden shortcuts: the model's own score, and the model on a blanked image."""
+    model, x, logits, cam_map, bias = gap_case
+    check = lesson01.check_class_score
+    expected = np.array([cam_map[3:].sum() / 49 + bias])
+    from_predict = float(gw.predict(model, x)[0, 9])
+    from_model = float(model(x)[0, 9].detach())
+    assert_wrong(check(from_predict, model, x, 9), expected, "the number the model returns")
+    assert_wrong(check(from_model, model, x, 9), expected, "the number the model returns")
+    blanked = x.clone()
+    blanked[..., :12, :] = 0
+    blanked_score = float(gw.predict(model, blanked)[0, 9])
+    assert_wrong(check(blanked_score, model, x, 9), expected, "Blanking pixels")
+
+
+def test_check_class_score_near_misses(gap_case):
+    model, x, logits, cam_map, bias = gap_case
+    check = lesson01.check_class_score
+    expected = np.array([cam_map[3:].sum() / 49 + bias])
+    kept = cam_map[3:]
+    assert_wrong(check(float(kept.mean()) + bias, model, x, 9), expected, "divides by all")
+    assert_wrong(check(float(kept.sum()) / 49, model, x, 9), expected, "one more term")
+    assert_wrong(
+        check(float(cam_map[:3].sum()) / 49 + bias, model, x, 9), expected, "kept the rows"
+    )
+    assert_wrong(check(float(kept.sum()) + bias, model, x, 9), expected, "averages")
     probabilities = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
-    assert_wrong(check(float(probabilities[2]), model, x, 2), expected, "probability")
-    assert_wrong(check(123.0, model, x, 2), expected, "y^c")
-    assert_wrong(check([1.0, 2.0], model, x, 2), expected, "single number")
+    assert_wrong(check(float(probabilities[9]), model, x, 9), expected, "probability")
+    assert_wrong(check(123.0, model, x, 9), expected, "M^c_ij")
+    assert_wrong(check([1.0, 2.0], model, x, 9), expected, "single number")
+
+
+def test_colleague_cam_and_its_diagnosis(gap_case):
+    model, x, logits, _, _ = gap_case
+    maps = {c: gw.cam(model, x, target=c)[0] for c in range(10)}
+    target = next(c for c, m in maps.items() if m.min() < 0 < m.max())
+    bias = float(model.scores.bias[target].detach())
+    theirs = lesson01.colleague_cam(model, x, target)[0]
+    assert theirs.min() == 0  # the hidden mistake is observable ...
+    assert theirs.mean() + bias > logits[target] + 1e-4  # ... and breaks the score identity
+    check = lesson01.check_colleague
+    assert check(TODO).passed is None
+    assert check("b") and check("(B)")
+    for letter, phrase in [("a", "other"), ("c", "maximum"), ("d", "identity")]:
+        result = check(letter)
+        assert result.passed is False and phrase in result.message
+    assert check("e").passed is False
+    assert len(lesson01.COLLEAGUE_CHOICES) == 4
+
+
+def test_occlusion_outcome_letters():
+    before = np.array([0.0, 5.0, 1.0])
+    assert lesson01.occlusion_outcome(before, np.array([0, 2.0, 3.0]), 1, 2) == "a"
+    assert lesson01.occlusion_outcome(before, np.array([0, 2.0, 0.0]), 1, 2) == "b"
+    assert lesson01.occlusion_outcome(before, np.array([0, 6.0, 3.0]), 1, 2) == "c"
+    assert lesson01.occlusion_outcome(before, np.array([0, 6.0, 0.0]), 1, 2) == "d"
 
 
 # ----------------------------------------------------------------------------- lesson 02
 
 
 @pytest.fixture(scope="module")
-def tape_case():
-    rng = np.random.default_rng(1)
-    acts = rng.random((1, 7, 7, 16)).astype(np.float32)
-    grads = rng.normal(size=(1, 7, 7, 16)).astype(np.float32)
-    alpha = grads[0].mean(axis=(0, 1))
-    return acts, grads, alpha, np.maximum(acts[0] @ alpha, 0.0)
+def keras_case():
+    keras = pytest.importorskip("keras")
+    tf = pytest.importorskip("tensorflow")
+    images, _ = gw.datasets.load_mnist("test")
+    model = digits.keras_gap_net(seed=0)
+    train_images, train_labels = gw.datasets.load_mnist("train")
+    digits.train_keras(model, train_images[:1000], train_labels[:1000], epochs=2, seed=0)
+    x = digits.to_keras_input(images[[4, 1, 11]])  # a 4, a 7 and a 1
+    dense = model.get_layer("scores")
+
+    def make(average_axes=(1, 2), softmax=False, relu=True, use_targets=True):
+        def function(batch, targets):
+            with tf.GradientTape() as tape:
+                A = tf.convert_to_tensor(batch)
+                for layer in model.layers[:3]:
+                    A = layer(A)
+                tape.watch(A)
+                rest = A
+                for layer in model.layers[3:6]:
+                    rest = layer(rest)
+                logits = rest @ dense.kernel + dense.bias
+                outputs = tf.nn.softmax(logits) if softmax else logits
+                chosen = targets if use_targets else [targets[0]] * len(targets)
+                score = tf.reduce_sum(tf.gather(outputs, chosen, axis=1, batch_dims=1))
+            grads = tape.gradient(score, A)
+            alpha = tf.reduce_mean(grads, axis=average_axes, keepdims=True)
+            raw = tf.reduce_sum(alpha * A, axis=-1)
+            return (tf.nn.relu(raw) if relu else raw).numpy()
+
+        return function
+
+    del keras
+    return model, x, [4, 7, 1], make
 
 
-def test_check_alpha(tape_case):
-    acts, grads, alpha, _ = tape_case
-    check = lesson02.check_alpha
-    assert_not_done(check(TODO, grads))
-    assert check(alpha, grads)
-    assert check(alpha[np.newaxis], grads)
-    assert check(grads.mean(axis=(1, 2)), grads[0])
-    assert_wrong(check(grads[0].sum(axis=(0, 1)), grads), alpha, "1/Z")
-    assert_wrong(check(grads[0].mean(axis=-1), grads), alpha, "channels")
-    assert_wrong(check(np.abs(grads[0]).mean(axis=(0, 1)), grads), alpha, "sign")
-    assert_wrong(check(grads[0].max(axis=(0, 1)), grads), alpha, "maximum")
-    assert_wrong(check(grads.mean(), grads), alpha, "every axis")
-    assert_wrong(check(grads, grads), alpha, "nothing was averaged")
-    assert_wrong(check(alpha + 0.5, grads), alpha, "average over the positions")
+def test_check_gradcam_function_right(keras_case):
+    model, x, targets, make = keras_case
+    check = lesson02.check_gradcam_function
+    assert_not_done(check(TODO, model, x, targets, "conv2"))
+    assert_not_done(check(lambda b, c: TODO, model, x, targets, "conv2"))
+    right = make()
+    result = check(right, model, x, targets, "conv2")
+    assert result.passed, result
+    package = gw.gradcam(model, x, target=targets, layer="conv2")
+    assert np.allclose(right(x, targets), package, atol=1e-5)
 
 
-def test_check_gradcam_map(tape_case):
-    acts, grads, alpha, expected = tape_case
-    check = lesson02.check_gradcam_map
-    assert_not_done(check(TODO, acts, grads))
-    assert check(expected, acts, grads)
-    raw = acts[0] @ alpha
-    assert raw.min() < 0 < raw.max()
-    assert_wrong(check(raw, acts, grads), expected, "negative")
-    assert_wrong(check(expected / expected.max(), acts, grads), expected, "constant factor")
-    assert_wrong(check(acts[0] * alpha, acts, grads), expected, "added up")
-    with np.errstate(invalid="ignore"):
-        nan_map = np.zeros((7, 7)) / np.zeros((7, 7)).max()
-    assert_wrong(check(nan_map, acts, grads), expected, "NaN")
-    elementwise = np.maximum((acts[0] * grads[0]).sum(-1), 0)
-    assert_wrong(check(elementwise, acts, grads), expected, "position by position")
-    assert_wrong(check(expected + 1.0, acts, grads), expected, "alpha_k^c")
+def test_check_gradcam_function_catches_the_classic_mistakes(keras_case):
+    model, x, targets, make = keras_case
+    check = lesson02.check_gradcam_function
+    expected = gw.gradcam(model, x, target=targets, layer="conv2")
+    for function, phrase in [
+        (make(average_axes=(0, 1, 2)), "batch axis"),
+        (make(softmax=True), "softmax"),
+        (make(relu=False), "negative values"),
+        (make(use_targets=False), "first image's class"),
+    ]:
+        assert_wrong(check(function, model, x, targets, "conv2"), expected, phrase)
 
 
-def test_check_z():
-    check = lesson02.check_z
-    assert_not_done(check(TODO, 7, 7, 64))
-    assert check(49, 7, 7, 64)
-    assert check(49.0, 7, 7, 64)
-    for wrong, phrase in [(64, "channels"), (7, "one side"), (1 / 49, "upside down")]:
-        result = check(wrong, 7, 7, 64)
-        assert result.passed is False and phrase in result.message
-        assert "49" not in result.message
-    assert check(3136, 7, 7, 64).passed is False
-    assert check("many", 7, 7, 64).passed is False
+def test_check_gradcam_function_refuses_shortcuts(keras_case):
+    model, x, targets, _ = keras_case
+    check = lesson02.check_gradcam_function
+    expected = gw.gradcam(model, x, target=targets, layer="conv2")
+
+    def calls_the_package(batch, chosen):
+        return gw.gradcam(model, batch, target=chosen, layer="conv2")
+
+    assert_wrong(check(calls_the_package, model, x, targets, "conv2"), expected, "package")
+    assert gw.gradcam(model, x, target=targets, layer="conv2").shape == (3, 14, 14)  # restored
+
+    def hard_coded(batch, chosen):
+        return expected
+
+    assert_wrong(check(hard_coded, model, x, targets, "conv2"), expected, "another order")
+    assert_wrong(check(lambda b, c: expected[0], model, x, targets, "conv2"), expected, "one per")
+    assert_wrong(check(lambda b, c: 1 / 0, model, x, targets, "conv2"), expected, "raised")
+    assert check(expected, model, x, targets, "conv2").passed is False  # not a function
+
+
+def test_check_hirescam_function():
+    check = lesson02.check_hirescam_function
+    assert_not_done(check(TODO))
+    assert_not_done(check(lambda A, G: TODO))
+    assert check(lambda A, G: np.maximum((A * G).sum(axis=-1), 0))
+    assert check(lambda A, G: np.maximum(np.einsum("hwk,hwk->hw", A, G), 0))
+    rng = np.random.default_rng(2020)
+    acts = rng.random((5, 6, 8))
+    grads = rng.normal(size=(5, 6, 8))
+    answer = np.maximum((acts * grads).sum(-1), 0)
+    for function, phrase in [
+        (lambda A, G: np.maximum(A @ G.mean(axis=(0, 1)), 0), "Grad-CAM"),
+        (lambda A, G: (A * G).sum(axis=-1), "ReLU"),
+        (lambda A, G: np.abs((A * G).sum(axis=-1)), "sign"),
+        (lambda A, G: np.maximum((A * G).mean(axis=-1), 0), "number of channels"),
+        (lambda A, G: A * G, "one map per channel"),
+        (lambda A, G: (A * G).sum(axis=(0, 1)), "summed over the positions"),
+        (lambda A, G: np.maximum(A.sum(-1), 0), "Multiply"),
+    ]:
+        assert_wrong(check(function), answer, phrase)
+    assert check("not a function").passed is False
+
+
+def test_mysteries_hide_the_two_mistakes(keras_case):
+    model, x, targets, _ = keras_case
+    right = gw.gradcam(model, x, target=targets, layer="conv2")
+    one = gw.gradcam(model, x[:1], target=targets[0], layer="conv2")
+    first, second = lesson02.mystery_1, lesson02.mystery_2
+    # mystery 1 (batch-axis averaging): right for one image, wrong for a batch
+    assert np.allclose(first(model, x[:1], targets[0], "conv2"), one, atol=1e-5)
+    batch_maps = first(model, x, targets, "conv2")
+    assert not np.allclose(batch_maps, right, rtol=1e-2, atol=1e-2 * right.max())
+    # mystery 2 (softmax gradient): wrong, and much fainter, even for one image
+    faint = second(model, x[:1], targets[0], "conv2")
+    assert faint.max() < 0.5 * one.max()
+    assert not np.allclose(faint / faint.max(), one / one.max(), atol=1e-2)
+    check = lesson02.check_diagnosis
+    assert check(1, TODO).passed is None
+    assert check(1, "b") and check(2, "a")
+    assert check(1, "a").passed is False and "one image" in check(1, "a").message
+    assert check(2, "b").passed is False and "batch of one" in check(2, "b").message
+    assert check(1, "c").passed is False and "minimum" in check(1, "c").message
+    assert check(2, "d").passed is False
+    assert check(1, "z").passed is False
+    with pytest.raises(ValueError):
+        check(3, "a")
+
+
+def test_quizzes_01_02():
+    from gradcam_widgets.exercises import Quiz
+
+    for quiz in (lesson01.QUIZ, lesson02.QUIZ):
+        assert isinstance(quiz, Quiz) and 5 <= len(quiz) <= 8
+        for question in quiz.questions:
+            right = question.answer if not question.choices else "abcdefgh"[int(question.answer)]
+            assert question.check(right) and question.explanation
+            if question.choices:
+                wrong = "abcdefgh"[(int(question.answer) + 1) % len(question.choices)]
+                assert question.check(wrong).passed is False
+            else:
+                assert question.check(question.answer + 1).passed is False
 
 
 # ----------------------------------------------------------------------------- lesson 03
@@ -217,3 +371,109 @@ def test_check_misclassified(lecture_case):
     assert check(len(labels), model, x, labels).passed is False
     assert check(True, model, x, labels).passed is False
     assert check("7", model, x, labels).passed is False
+
+
+# ------------------------------------------------------- lesson 03, second round
+
+
+def _wrong(result, *phrases):
+    assert result.passed is False, repr(result)
+    for phrase in phrases:
+        assert phrase in result.message, result.message
+
+
+def test_check_receptive_field_sizes():
+    check = lesson03.check_receptive_field_sizes
+
+    def right(stack):
+        size, jump, sizes = 1, 1, []
+        for kernel, stride in stack:
+            size += (kernel - 1) * jump
+            jump *= stride
+            sizes.append(size)
+        return sizes
+
+    def no_jump(stack):
+        size, sizes = 1, []
+        for kernel, _ in stack:
+            size += kernel - 1
+            sizes.append(size)
+        return sizes
+
+    def from_zero(stack):
+        return [s - 1 for s in right(stack)]
+
+    def stride_first(stack):
+        size, jump, sizes = 1, 1, []
+        for kernel, stride in stack:
+            jump *= stride
+            size += (kernel - 1) * jump
+            sizes.append(size)
+        return sizes
+
+    def shortcut(stack):
+        from gradcam_widgets import receptive_field
+
+        return [f.size for f in receptive_field.grow(stack)]
+
+    def lecture_table(stack):
+        return [3, 4, 8, 10, 18, 22]  # the lesson's printed table, whatever the chain
+
+    assert check(TODO).passed is None
+    assert check(lambda stack: TODO).passed is None
+    assert check(right)
+    assert check(lambda stack: np.array(right(stack)))
+    _wrong(check(no_jump), "jump")
+    _wrong(check(from_zero), "off by one")
+    _wrong(check(stride_first), "before growing")
+    _wrong(check(shortcut), "package")
+    _wrong(check(lecture_table), "one size per layer")
+    _wrong(check(lambda stack: [0] * len(stack)), "size and the jump")
+    _wrong(check(lambda stack: stack[5]), "raised IndexError")
+    _wrong(check(right([(3, 1)])), "function itself")
+    # whatever the learner's answer, the message never states a size of the hidden chains
+    for function in (no_jump, from_zero, stride_first):
+        message = check(function).message
+        for stack in lesson03._HIDDEN_STACKS:
+            assert str(right(list(stack))) not in message
+
+
+def test_colleague_gradcam_differentiates_the_softmax():
+    torch = pytest.importorskip("torch")
+    from torch import nn
+
+    import gradcam_widgets as gw
+
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 5)
+    ).eval()
+    inputs = torch.randn(3, 1, 6, 6)
+    # an independent computation: autograd of the softmax probability
+    captured = {}
+    handle = model[1].register_forward_hook(lambda m, a, out: captured.setdefault("A", out))
+    try:
+        probs = torch.softmax(model(inputs), dim=1)
+    finally:
+        handle.remove()
+    activations = captured["A"]
+    target = [1, 3, 0]
+    (grads,) = torch.autograd.grad(probs[torch.arange(3), target].sum(), activations)
+    weights = grads.mean(dim=(2, 3))
+    expected = torch.relu(torch.einsum("nk,nkhw->nhw", weights, activations)).detach().numpy()
+    theirs = lesson03.colleague_gradcam(model, inputs.numpy(), target=target, layer="1")
+    np.testing.assert_allclose(theirs, expected, rtol=1e-4, atol=1e-7)
+    ours = gw.gradcam(model, inputs.numpy(), target=target, layer="1")
+    assert not np.allclose(theirs / theirs.max(), ours / ours.max(), atol=1e-3)
+
+
+def test_lesson03_diagnosis_and_quiz():
+    assert lesson03.check_diagnosis(TODO).passed is None
+    assert lesson03.check_diagnosis("c")
+    for letter, phrase in [("a", "one image alone"), ("b", "smallest"), ("d", "shapes"),
+                           ("z", "letters")]:
+        _wrong(lesson03.check_diagnosis(letter), phrase)
+    quiz = lesson03.QUIZ
+    assert 5 <= len(quiz) <= 8
+    assert quiz.score({1: "b", 2: 10, 3: 0.16, 4: "c", 5: "b", 6: "c"}) == len(quiz)
+    assert not quiz.check(2, 7) and not quiz.check(2, 22) and not quiz.check(3, 0.5)

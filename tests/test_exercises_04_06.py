@@ -42,15 +42,18 @@ def assert_wrong(result, answer_values, *phrases):
 
 
 def _fake_predict(model, images):
-    """A stand-in classifier: reads an id from pixel (27, 27) and whether the corner is marked.
+    """A stand-in classifier: reads an id from pixel (27, 27) and where a mark sits.
 
-    Marked images with an id below 45 are called 5 unless the id is a multiple of 3; the
-    others are called 0 (even id) or 7 (odd id).
+    With a top-left mark, an id below 45 is called 5 unless it is a multiple of 3; with a
+    bottom-left mark, only ids below 12 that are not multiples of 3. The others are called
+    0 (even id) or 7 (odd id).
     """
     ids = images[:, 27, 27].astype(int)
-    marked = images[:, 1:7, 1:7].max(axis=(1, 2)) > 0
+    top_left = images[:, 1:7, 1:7].max(axis=(1, 2)) > 0
+    bottom_left = images[:, 21:27, 1:7].max(axis=(1, 2)) > 0
     plain = np.where(ids % 2 == 0, 0, 7)
-    return np.where(marked & (ids % 3 != 0) & (ids < 45), 5, plain)
+    fooled = (top_left & (ids < 45) | bottom_left & (ids < 12)) & (ids % 3 != 0)
+    return np.where(fooled, 5, plain)
 
 
 @pytest.fixture
@@ -60,7 +63,7 @@ def fooled_case(monkeypatch):
     images = np.zeros((60, 28, 28), dtype=np.uint8)
     images[:, 27, 27] = np.arange(60)
     victims = images[labels == 0]
-    stamped = datasets.add_mark(victims, datasets.mark_pattern("dots"))
+    stamped = datasets.add_mark(victims, datasets.mark_pattern("dots"), corner="bottom-left")
     expected = float(np.mean(_fake_predict(None, stamped) == 5))
     return images, labels, expected, stamped
 
@@ -85,10 +88,18 @@ def test_check_fooled_rate_wrong_paths(fooled_case):
     assert_wrong(lesson05.check_fooled_rate(unstamped, None, images, labels), expected, "without")
     still_zero = float(np.mean(_fake_predict(None, stamped) == 0))
     assert_wrong(lesson05.check_fooled_rate(still_zero, None, images, labels), expected, "still")
-    everyone = datasets.add_mark(images, datasets.mark_pattern("dots"))
+    everyone = datasets.add_mark(images, datasets.mark_pattern("dots"), corner="bottom-left")
     all_rate = float(np.mean(_fake_predict(None, everyone) == 5))
     assert all_rate != expected
     assert_wrong(lesson05.check_fooled_rate(all_rate, None, images, labels), expected, "every")
+    top_left = datasets.add_mark(images[labels == 0], datasets.mark_pattern("dots"))
+    top_left_rate = float(np.mean(_fake_predict(None, top_left) == 5))
+    assert top_left_rate != expected
+    assert_wrong(
+        lesson05.check_fooled_rate(top_left_rate, None, images, labels), expected, "top-left"
+    )
+    for guess in (1, 1.0):
+        assert_wrong(lesson05.check_fooled_rate(guess, None, images, labels), expected, "guess")
     assert_wrong(lesson05.check_fooled_rate(0.123, None, images, labels), expected, "stamp")
     assert_wrong(lesson05.check_fooled_rate(-0.5, None, images, labels), expected, "between")
     assert_wrong(lesson05.check_fooled_rate("half", None, images, labels), expected, "number")
@@ -102,7 +113,9 @@ def test_check_fooled_rate_with_a_real_network():
     torch.manual_seed(0)
     images, labels = gw.datasets.load_mnist("test")
     model = digits.torch_gap_net(seed=0)
-    stamped = datasets.add_mark(images[labels == 0], datasets.mark_pattern("dots"))
+    stamped = datasets.add_mark(
+        images[labels == 0], datasets.mark_pattern("dots"), corner="bottom-left"
+    )
     rate = float(np.mean(digits.predict_classes(model, stamped) == 5))
     assert lesson05.check_fooled_rate(rate, model, images, labels)
 
@@ -145,25 +158,36 @@ def test_check_corner_share_wrong_paths(share_case):
 
 # ----------------------------------------------------------------------------- lesson 06
 
+
 from gradcam_widgets.exercises import lesson06  # noqa: E402
 
 
 @pytest.fixture
 def boxes_case():
-    boxes = np.array([[2, 3, 12, 10], [20, 20, 34, 31], [0, 0, 5, 5]])
-    return boxes, 42, metrics.random_baseline(boxes, 42)
+    # The second box touches the canvas's edge, so growing it needs clipping.
+    boxes = np.array([[2, 3, 12, 10], [30, 33, 42, 41], [1, 0, 6, 5]])
+    grown = np.clip(boxes + np.array([-3, -3, 3, 3]), 0, 42)
+    expected = float(np.mean((grown[:, 2] - grown[:, 0]) * (grown[:, 3] - grown[:, 1]) / 42**2))
+    return boxes, 42, expected
 
 
 def test_check_random_baseline(boxes_case):
     boxes, size, expected = boxes_case
     assert_not_done(lesson06.check_random_baseline(TODO, boxes, size))
     assert lesson06.check_random_baseline(expected, boxes, size)
-    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    assert lesson06.check_random_baseline(np.float32(expected), boxes, size, tolerance=3)
+    unclipped = boxes + np.array([-3, -3, 3, 3])
+    unclipped_areas = (unclipped[:, 2] - unclipped[:, 0]) * (unclipped[:, 3] - unclipped[:, 1])
+    grown = np.clip(unclipped, 0, size)
+    areas = (grown[:, 2] - grown[:, 0]) * (grown[:, 3] - grown[:, 1])
+    twice = np.clip(boxes + np.array([-6, -6, 6, 6]), 0, size)
     wrong = [
+        (metrics.random_baseline(boxes, size), "without the tolerance"),
+        (unclipped_areas.mean() / size**2, "Clip"),
+        (np.mean((twice[:, 2] - twice[:, 0]) * (twice[:, 3] - twice[:, 1])) / size**2, "wrong"),
         (areas.mean(), "area in pixels"),
         (areas.mean() / size, "side"),
         (1 - expected, "missing"),
-        (28 * 28 / size**2, "28 x 28"),
         (expected * 1.5, "average over the images"),
         (3.0, "between 0 and 1"),
         ("a lot", "one number"),
@@ -288,32 +312,79 @@ def test_half_box():
         lesson04.half_box(224, "top")
 
 
-def test_check_half_share(photo_case):
-    model, inputs, layers, top, share = photo_case
-    target = next(
-        c
-        for c in range(4)
-        if c != top and abs(share(c, "5", "right") - share(top, "5", "right")) > 0.05
+def _good_contrast(a, b):
+    return np.maximum(np.einsum("nk,nkhw->nhw", a.weights - b.weights, a.activations), 0.0)
+
+
+def test_check_contrastive_map_right_answers():
+    assert_not_done(lesson04.check_contrastive_map(TODO))
+    assert_not_done(lesson04.check_contrastive_map(lambda a, b: TODO))
+    assert lesson04.check_contrastive_map(_good_contrast)
+    # written with the weighted sums and the gradients directly: also right
+    assert lesson04.check_contrastive_map(
+        lambda a, b: np.maximum(
+            (a.gradients.mean(axis=(2, 3)) - b.gradients.mean(axis=(2, 3)))[:, :, None, None]
+            .__mul__(a.activations)
+            .sum(axis=1),
+            0,
+        )
     )
-    expected = share(target, "5", "right")
-    assert_not_done(lesson04.check_half_share(TODO, model, inputs, target, layer="5"))
-    assert lesson04.check_half_share(expected, model, inputs, target, layer="5")
-    assert lesson04.check_half_share(np.float32(expected), model, inputs, target, layer="5")
+    torch = pytest.importorskip("torch")
+    assert lesson04.check_contrastive_map(
+        lambda a, b: torch.relu(torch.as_tensor(a.weighted_sum - b.weighted_sum))
+    )
+
+
+def test_check_contrastive_map_refuses_slips():
+    hires = lambda a, b: np.maximum(((a.gradients - b.gradients) * a.activations).sum(1), 0)  # noqa: E731
     wrong = [
-        (1 - expected, "left half"),
-        (share(top, "5", "right"), "top class"),
-        (1.5, "between 0 and 1"),
-        ("most", "one number"),
+        (lambda a, b: _good_contrast(b, a), "other way round"),
+        (lambda a, b: a.heatmap - b.heatmap, "finished maps"),
+        (lambda a, b: np.maximum(a.heatmap - b.heatmap, 0), "finished maps"),
+        (lambda a, b: a.weighted_sum - b.weighted_sum, "ReLU is missing"),
+        (hires, "HiResCAM"),
+        (lambda a, b: a.heatmap, "class a alone"),
+        (lambda a, b: _good_contrast(a, b) / _good_contrast(a, b).max(), "normalised"),
+        (lambda a, b: _good_contrast(a, b)[0], "batch axis"),
+        (lambda a, b: a.activations, "sum over the channels"),
+        (lambda a, b: a.nope, "raised AttributeError"),
+        (lambda a, b: "map", "expected an array"),
+        (lambda a, b: np.zeros((2, 5, 5)), "not the contrastive map"),
+        (_good_contrast(*lesson04._fake_parts(0)), "pass the function itself"),
     ]
-    for answer, phrase in wrong:
-        result = lesson04.check_half_share(answer, model, inputs, target, layer="5")
-        assert_wrong(result, expected, phrase)
-    generic = min((0.01, 0.5, 0.99), key=lambda v: -min(abs(v - expected), abs(v - (1 - expected))))
-    assert_wrong(
-        lesson04.check_half_share(generic, model, inputs, target, layer="5"),
-        expected,
-        "region_share",
-    )
+    for function, phrase in wrong:
+        assert_wrong(lesson04.check_contrastive_map(function), [], phrase)
+
+
+def test_colleague_gradcam_and_diagnosis(photo_case):
+    import gradcam_widgets as gw
+
+    model, inputs, layers, top, share = photo_case
+    one = lesson04.colleague_gradcam(model, inputs, target=1, layer="3")
+    np.testing.assert_allclose(one, gw.gradcam(model, inputs, target=1, layer="3"), rtol=1e-5)
+    batch = np.concatenate([inputs, inputs[:, :, ::-1] * 0.5])
+    theirs = lesson04.colleague_gradcam(model, batch, target=1, layer="3")
+    ours = gw.gradcam(model, batch, target=1, layer="3")
+    assert not np.allclose(theirs, ours, rtol=1e-3)  # the hidden slip shows in a batch
+    # right before global average pooling every image has the same gradient w / Z, so
+    # there the slip changes nothing: the lesson asks about an earlier layer
+    at_gap = lesson04.colleague_gradcam(model, batch, target=1, layer="5")
+    np.testing.assert_allclose(at_gap, gw.gradcam(model, batch, target=1, layer="5"), rtol=1e-5)
+    assert_not_done(lesson04.check_diagnosis(TODO))
+    assert lesson04.check_diagnosis("b") and lesson04.check_diagnosis("(B)")
+    for letter, phrase in [("a", "one image alone"), ("c", "smallest"), ("d", "shapes"),
+                           ("e", "kernel"), ("f", "letters")]:
+        assert_wrong(lesson04.check_diagnosis(letter), [], phrase)
+
+
+def test_lesson04_quiz():
+    quiz = lesson04.QUIZ
+    assert 5 <= len(quiz) <= 8
+    right = {1: "b", 2: 32, 3: "c", 4: -0.99, 5: "a", 6: "d", 7: "c"}
+    assert quiz.score(right) == len(quiz)
+    assert not quiz.check(2, 7) and not quiz.check(4, 0) and not quiz.check(1, "a")
+    for number in range(1, len(quiz) + 1):
+        assert quiz[number].explanation
 
 
 def test_check_earliest_layer(photo_case):
@@ -329,6 +400,11 @@ def test_check_earliest_layer(photo_case):
         return lesson04.check_earliest_layer(
             answer, model, inputs, top, layers, threshold=threshold
         )
+
+    box = lesson04.check_earliest_layer(
+        earliest, model, inputs, top, layers, region=(0, 0, 16, 8), threshold=threshold
+    )
+    assert box  # a box given as (top, left, bottom, right) is the left half here
 
     assert_not_done(check(TODO))
     assert check(earliest)

@@ -8,39 +8,13 @@ import random
 import numpy as np
 import pytest
 import torch
+from models import flatten_net, gap_net
 from PIL import Image
 from torch import nn
 
 import gradcam_widgets as gw
 from gradcam_widgets import explorer as explorer_module
 from gradcam_widgets import render
-
-
-def gap_net(in_channels: int = 3, classes: int = 6) -> nn.Module:
-    """conv-relu-conv-relu-GAP-linear: CAM works at its last conv layer ('3')."""
-    torch.manual_seed(0)
-    return nn.Sequential(
-        nn.Conv2d(in_channels, 4, 3, padding=1),
-        nn.ReLU(),
-        nn.Conv2d(4, 8, 3, padding=1, stride=2),
-        nn.ReLU(),
-        nn.AdaptiveAvgPool2d(1),
-        nn.Flatten(),
-        nn.Linear(8, classes),
-    ).eval()
-
-
-def flatten_net(side: int = 16, classes: int = 6) -> nn.Module:
-    """A Flatten + dense head: Grad-CAM works, CAM does not."""
-    torch.manual_seed(1)
-    return nn.Sequential(
-        nn.Conv2d(3, 4, 3, padding=1),
-        nn.ReLU(),
-        nn.Conv2d(4, 4, 3, padding=1),
-        nn.ReLU(),
-        nn.Flatten(),
-        nn.Linear(4 * side * side, classes),
-    ).eval()
 
 
 def batch(side: int = 16, channels: int = 3, seed: int = 0) -> torch.Tensor:
@@ -461,28 +435,6 @@ def test_keras_model(keras_net):
     for a, b in zip(weights, keras_net.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
     assert keras_net.layers[-1].activation.__name__ == "softmax"
-
-
-# ----------------------------------------------------------------- lesson 00 checks
-
-
-def test_lesson00_checks(ex):
-    from gradcam_widgets.exercises import TODO, lesson00
-
-    assert lesson00.check_earliest_map_side(ex, TODO).passed is None
-    assert lesson00.check_earliest_map_side(ex, 16).passed is True  # layer '0' is 16x16
-    wrong = lesson00.check_earliest_map_side(ex, 8)
-    assert wrong.passed is False and "'2'" in wrong.message and "16" not in wrong.message
-    assert lesson00.check_earliest_map_side(ex, 5).passed is False
-    assert lesson00.check_earliest_map_side(ex, "16").passed is False
-    second = int(np.argsort(-ex.probabilities)[1])
-    assert lesson00.check_runner_up(ex, TODO).passed is None
-    assert lesson00.check_runner_up(ex, second).passed is True
-    first = lesson00.check_runner_up(ex, ex.top_classes[0])
-    assert first.passed is False and "number 1" in first.message
-    assert lesson00.check_runner_up(ex, 99).passed is False
-    assert lesson00.check_runner_up(ex, "cat").passed is False
-    assert "Not done yet" in repr(lesson00.check_runner_up(ex, TODO))
 
 
 def test_maps_returns_every_layer_for_a_class(net, ex):

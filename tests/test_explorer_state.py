@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from models import gap_net
 from PIL import Image
 from torch import nn
 
@@ -22,20 +23,6 @@ from gradcam_widgets.methods import METHODS, Method
 from gradcam_widgets.metrics import faithfulness as fm
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def gap_net(classes: int = 6) -> nn.Module:
-    """conv-relu-conv-relu-GAP-linear: CAM works at its last conv layer ('3')."""
-    torch.manual_seed(0)
-    return nn.Sequential(
-        nn.Conv2d(3, 4, 3, padding=1),
-        nn.ReLU(),
-        nn.Conv2d(4, 8, 3, padding=1, stride=2),
-        nn.ReLU(),
-        nn.AdaptiveAvgPool2d(1),
-        nn.Flatten(),
-        nn.Linear(8, classes),
-    ).eval()
 
 
 def batch(seed: int = 0) -> torch.Tensor:

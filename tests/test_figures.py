@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 from matplotlib.figure import Figure
+from models import gap_net
 from torch import nn
 
 import gradcam_widgets as gw
@@ -15,16 +16,7 @@ from gradcam_widgets import figures
 
 
 def tiny_net(in_channels: int = 3, classes: int = 5) -> nn.Module:
-    torch.manual_seed(0)
-    return nn.Sequential(
-        nn.Conv2d(in_channels, 4, 3, padding=1),
-        nn.ReLU(),
-        nn.Conv2d(4, 6, 3, padding=1, stride=2),
-        nn.ReLU(),
-        nn.AdaptiveAvgPool2d(1),
-        nn.Flatten(),
-        nn.Linear(6, classes),
-    ).eval()
+    return gap_net(in_channels, classes, width=6)
 
 
 @pytest.fixture
@@ -137,3 +129,35 @@ def test_grids_show_as_png_in_jupyter():
     figure = figures.class_grid(tiny_net(), torch.rand(1, 3, 16, 16), top_k=2)
     assert isinstance(figure, Figure)
     assert figure._repr_png_()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_top_channels_ranks_by_contribution():
+    maps = np.zeros((2, 2, 4))
+    maps[..., 0], maps[..., 1], maps[..., 2], maps[..., 3] = 1.0, 2.0, 3.0, 4.0
+    weights = np.array([5.0, -1.0, 1.0, 0.5])  # contributions 5, -2, 3, 2
+    assert list(gw.figures.top_channels(maps, weights, top=3)) == [0, 2, 3]
+    with pytest.raises(ValueError, match="channels last"):
+        gw.figures.top_channels(maps, weights[:3])
+
+
+def test_weighted_sum_panels_add_up_to_the_map():
+    rng = np.random.default_rng(0)
+    maps = rng.random((7, 7, 12))
+    weights = rng.normal(size=12)
+    figure = gw.figures.weighted_sum(maps, weights, top=3, relu=True, symbol="alpha")
+    parts = [  # the bottom row's weighted maps, titled "alpha_k A^k" or "+ alpha_k A^k"
+        np.asarray(axis.images[0].get_array())
+        for axis in figure.axes
+        if axis.get_title().lstrip("+ ").startswith("$\\alpha_")
+    ]
+    rest = next(a for a in figure.axes if "other" in a.get_title()).images[0].get_array()
+    total = next(a for a in figure.axes if a.get_title().startswith("$=")).images[0].get_array()
+    assert len(parts) == 3
+    np.testing.assert_allclose(sum(parts) + np.asarray(rest), maps @ weights, atol=1e-12)
+    np.testing.assert_allclose(np.asarray(total), maps @ weights)
+    relu = next(a for a in figure.axes if a.get_title() == "ReLU(sum)").images[0].get_array()
+    np.testing.assert_allclose(np.asarray(relu), np.maximum(maps @ weights, 0))
+    top = gw.figures.top_channels(maps, weights, top=3)
+    titles = [a.get_title() for a in figure.axes if a.get_title().startswith("$A^")]
+    assert titles == [f"$A^{{{k}}}$\n$\\alpha_{{{k}}}$ = {weights[k]:.3g}" for k in top]
+    assert figure._repr_png_().startswith(b"\x89PNG")

@@ -130,14 +130,19 @@ def test_many_layers_in_one_call_equal_single_calls():
     together = gw.gradcam(model, x, target=1, layer=names)
     assert list(together) == names
     for name in names:
-        np.testing.assert_allclose(together[name], gw.gradcam(model, x, target=1, layer=name))
+        np.testing.assert_allclose(
+            together[name], gw.gradcam(model, x, target=1, layer=name), rtol=1e-5, atol=1e-7
+        )
 
 
 def test_gradcam_multi_matches_separate_calls():
     model, x = functional_cnn(), images(2)
     results = gw.gradcam_multi(model, x, [0, 3, None], layer="conv2")
     for target, result in zip([0, 3, None], results):
-        np.testing.assert_allclose(result["conv2"], gw.gradcam(model, x, target, "conv2"))
+        # One call may run eagerly and the other compiled: float32 rounding may differ.
+        np.testing.assert_allclose(
+            result["conv2"], gw.gradcam(model, x, target, "conv2"), rtol=1e-5, atol=1e-7
+        )
 
 
 def test_gradcam_equals_cam_over_z_on_gap_network():

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
-from archs import oracle_gradcam  # noqa: E402
+from archs import oracle_gradcam, seeded  # noqa: E402
 from torch import nn  # noqa: E402
 
 import gradcam_widgets as gw  # noqa: E402
@@ -20,16 +20,17 @@ from gradcam_widgets.backends.base import check_not_probabilities  # noqa: E402
 
 
 def small_cnn(seed: int = 0) -> nn.Sequential:
-    torch.manual_seed(seed)
-    return nn.Sequential(
-        nn.Conv2d(3, 4, 3, padding=1),
-        nn.ReLU(),
-        nn.Conv2d(4, 6, 3),
-        nn.ReLU(),
-        nn.AdaptiveAvgPool2d(1),
-        nn.Flatten(),
-        nn.Linear(6, 5),
-    )
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        return nn.Sequential(
+            nn.Conv2d(3, 4, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(4, 6, 3),
+            nn.ReLU(),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+            nn.Linear(6, 5),
+        )
 
 
 def images(n: int = 2, size: int = 8, seed: int = 1) -> torch.Tensor:
@@ -70,9 +71,9 @@ def test_compiled_model_gives_the_plain_models_map(backend):
 class CompiledInside(nn.Module):
     """A block compiled inside an ordinary module: its submodules run in a dynamo graph."""
 
+    @seeded(5)
     def __init__(self, compiled: bool = True) -> None:
         super().__init__()
-        torch.manual_seed(5)
         block = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU())
         self.block = torch.compile(block, backend="aot_eager") if compiled else block
         self.head = nn.Linear(4, 3)
@@ -270,9 +271,9 @@ class CountsModeChanges(nn.Module):
     belongs to a graph, and ``copy.deepcopy`` refuses such a tensor.
     """
 
+    @seeded(6)
     def __init__(self) -> None:
         super().__init__()
-        torch.manual_seed(6)
         self.conv = nn.Conv2d(3, 4, 3, padding=1)
         self.bias = nn.Parameter(torch.randn(4, 1, 1))
         self.head = nn.Linear(4, 3)
@@ -310,3 +311,24 @@ def test_a_training_model_gets_train_back_with_its_side_effects():
     assert model.training and model.mode_calls > 1
     assert model.cache == {}  # train() ran again and emptied the cache
     copy.deepcopy(model)
+
+
+def test_keras_softmax_inside_call_is_refused_too():
+    keras = pytest.importorskip("keras")
+    pytest.importorskip("tensorflow")
+
+    class SoftmaxInCall(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.conv = keras.layers.Conv2D(4, 3, padding="same", name="conv")
+            self.pool = keras.layers.GlobalAveragePooling2D()
+            self.dense = keras.layers.Dense(3)
+
+        def call(self, x):
+            return keras.ops.softmax(self.dense(self.pool(self.conv(x))), axis=-1)
+
+    model = SoftmaxInCall()
+    x = np.random.default_rng(1).normal(size=(2, 6, 6, 3)).astype(np.float32)
+    with pytest.raises(ValueError, match="Pass the logits"):
+        gw.gradcam(model, x, 1, "conv")
+    assert gw.gradcam(model, x, 1, "conv", allow_probabilities=True).shape == (2, 6, 6)

@@ -137,7 +137,7 @@ def to_numpy(obj: Any) -> np.ndarray:
     bfloat16 (which numpy lacks) becomes float32. Anything else goes to ``np.asarray``.
     """
     torch = sys.modules.get("torch")
-    if _torch_tensor(obj):
+    if torch is not None and _torch_tensor(obj):
         tensor = obj.detach().cpu()
         if tensor.dtype == torch.bfloat16:
             tensor = tensor.float()

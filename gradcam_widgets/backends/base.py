@@ -66,6 +66,8 @@ class LayerInfo:
         layout: how the output is a map (channels first or last, or a token sequence);
             ``None`` with ``spatial`` set means the framework's own layout.
         note: why the output is not a map (or which layouts it could be), for messages.
+        hidden: accepted by name but not listed among the candidates (Keras layer inputs,
+            ``"name:input"``, which mostly repeat another layer's output).
     """
 
     name: str
@@ -75,9 +77,10 @@ class LayerInfo:
     overwritten: bool = False
     layout: Layout | None = None
     note: str = ""
+    hidden: bool = False
 
     @property
-    def is_candidate(self) -> bool:
+    def is_map(self) -> bool:
         """A feature map with height and width > 1, produced once per forward."""
         return (
             self.spatial is not None
@@ -86,18 +89,31 @@ class LayerInfo:
             and self.calls == 1
         )
 
+    @property
+    def is_candidate(self) -> bool:
+        """A feature map that is listed (and can be the default layer)."""
+        return self.is_map and not self.hidden
+
 
 @dataclass
 class Head:
     """The dense layer that produced the logits, for CAM.
 
     Attributes:
-        features: ``(N, K)``, the dense layer's input.
-        weight: ``(C, K)``, its weight matrix (classes by features).
+        features: ``(N, K)``, the pooled features the head starts from (the dense
+            layer's input, or the input of a layer norm before it).
+        weight: ``(C, K)``, the dense weight matrix (classes by features); or
+            ``(N, C, K)`` when a per-image normalisation is folded into it.
+        centre: ``(N,)`` subtracted from every activation before weighting (a folded
+            layer norm's mean), or None.
+        tolerance: the relative precision at which ``features`` must equal the pooled
+            maps (looser for float16 and bfloat16 models).
     """
 
     features: np.ndarray
     weight: np.ndarray
+    centre: np.ndarray | None = None
+    tolerance: float = 1e-4
 
 
 @dataclass(frozen=True)

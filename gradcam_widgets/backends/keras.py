@@ -1,37 +1,27 @@
-"""Keras 3 (TensorFlow backend) adapter: a GradientTape on the captured activations.
+"""Keras 3 adapter, on every Keras backend: TensorFlow, JAX and PyTorch.
 
-Keras has no forward hooks, so for the length of one trace the chosen layers' ``call``
-is wrapped on the instance (``object.__setattr__``, undone in ``finally``): the wrapper
-hands the output to the tape with ``tape.watch`` and records it. That one mechanism
-works alike for Sequential, Functional, nested and subclassed models, where building a
-sub-model from ``layer.output`` fails for nested and subclassed ones.
+The shared part lives here (inputs, layer descriptions, layer names, copies) and in
+:mod:`.keras_forward` (one recorded forward pass). The gradient step is the backend's
+own: :mod:`.keras_tf` (``tf.function`` and a GradientTape), :mod:`.keras_jax`
+(``jax.jit`` of a pure function with zero probes) or :mod:`.keras_torch` (eager
+autograd). The same model gives the same maps on the three.
 
-The forward and the gradients are compiled with ``tf.function`` and cached per model,
-layers and number of target sets (``tf.function`` itself retraces per input shape). An
-eager tape records every op of the forward pass; the compiled one runs at a fraction of
-its cost. The wrappers exist only while a trace runs: a cached call touches no layer.
+Compiled steps are cached per model, layers and number of target sets; the
+wrappers that record a pass exist only while a step is traced (or, on PyTorch, runs):
+a cached call touches no layer.
 """
 
 from __future__ import annotations
 
-import contextlib
-import logging
+import importlib
 import weakref
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import keras
 import numpy as np
 
-if keras.backend.backend() != "tensorflow":
-    raise TypeError(
-        "gradcam_widgets supports Keras 3 with the TensorFlow backend; set "
-        "KERAS_BACKEND=tensorflow before importing keras."
-    )
-
-import tensorflow as tf  # noqa: E402
-
-from .base import (  # noqa: E402
+from .base import (
     Capture,
     Head,
     LayerCache,
@@ -42,8 +32,21 @@ from .base import (  # noqa: E402
     resolve_target_set,
     validate_pixels,
 )
+from .keras_forward import INPUT_SUFFIX, forward, named_layers, producer
+from .keras_steps import Step
 
-# model -> {(layers, number of target sets, head?): tf.function}
+__all__ = ["BACKEND", "KerasBackend", "forget_model", "named_layers"]
+
+_STEP_MODULES = {"tensorflow": ".keras_tf", "jax": ".keras_jax", "torch": ".keras_torch"}
+_KERAS_BACKEND = keras.backend.backend()
+if _KERAS_BACKEND not in _STEP_MODULES:
+    raise TypeError(
+        f"gradcam_widgets explains Keras models on the TensorFlow, JAX and PyTorch "
+        f"backends, not {_KERAS_BACKEND!r}: set KERAS_BACKEND before importing keras."
+    )
+_steps = importlib.import_module(_STEP_MODULES[_KERAS_BACKEND], __package__)
+
+# model -> {(layers, number of target sets): Step}
 _STEP_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 # model -> {(input shape, dtype): [LayerInfo]}
 _LAYER_CACHE = LayerCache()
@@ -56,124 +59,16 @@ def forget_model(model: Any | None = None) -> None:
     else:
         _STEP_CACHE.pop(model, None)
 
-_Record = tuple[keras.layers.Layer, tuple, dict, Any]
 
-
-def named_layers(model: keras.layers.Layer, prefix: str = "") -> Iterator[tuple[str, Any]]:
-    """Yield ``(name, layer)`` for every layer, nested models as ``outer/inner``."""
-    for layer in getattr(model, "layers", []):
-        if isinstance(layer, keras.layers.InputLayer):
-            continue
-        name = f"{prefix}{layer.name}"
-        yield name, layer
-        if isinstance(layer, keras.Model):
-            yield from named_layers(layer, prefix=f"{name}/")
-
-
-@contextlib.contextmanager
-def _intercept(
-    layers: dict[str, keras.layers.Layer],
-    on_output: Callable[[str, keras.layers.Layer, tuple, dict, Any], Any],
-) -> Iterator[None]:
-    """Route each layer's output through ``on_output`` while the block runs."""
-    saved: list[tuple[keras.layers.Layer, bool, Any]] = []
-    try:
-        for name, layer in layers.items():
-            own = vars(layer)
-            saved.append((layer, "call" in own, own.get("call")))
-            original = layer.call
-
-            def wrapper(*args, _name=name, _layer=layer, _call=original, **kwargs):
-                return on_output(_name, _layer, args, kwargs, _call(*args, **kwargs))
-
-            object.__setattr__(layer, "call", wrapper)
-        yield
-    finally:
-        for layer, had_own, previous in reversed(saved):
-            if had_own:
-                object.__setattr__(layer, "call", previous)
-            else:
-                object.__delattr__(layer, "call")
-
-
-def _is_softmax(function: Any) -> bool:
-    return getattr(function, "__name__", "") in ("softmax", "log_softmax")
-
-
-def _producer(records: list[_Record], tensor: Any) -> _Record | None:
-    """The innermost layer call whose output is ``tensor`` (records are in finish order)."""
-    for record in records:
-        if record[3] is tensor:
-            return record
-    return None
-
-
-@contextlib.contextmanager
-def _linear_activation(layer: keras.layers.Layer) -> Iterator[None]:
-    previous = layer.activation
-    try:
-        object.__setattr__(layer, "activation", keras.activations.linear)
-        yield
-    finally:
-        object.__setattr__(layer, "activation", previous)
-
-
-def _pre_softmax(records: list[_Record], output: Any) -> tuple[Any, _Record | None]:
-    """The score before a final softmax, and the layer call that produced it.
-
-    A final ``Softmax`` / ``Activation("softmax")`` layer: its input. A final layer with
-    ``activation="softmax"``: that layer run once more on the same inputs with a linear
-    activation, restored at once. The model keeps its softmax either way.
-    """
-    record = _producer(records, output)
-    if record is None:
-        return output, None
-    layer, args, kwargs, _ = record
-    if isinstance(layer, keras.layers.Softmax) or (
-        isinstance(layer, keras.layers.Activation) and _is_softmax(layer.activation)
-    ):
-        return args[0], _producer(records, args[0])
-    if _is_softmax(getattr(layer, "activation", None)):
-        with _linear_activation(layer):
-            return type(layer).call(layer, *args, **kwargs), record
-    return output, record
-
-
-def _forward(
-    model: keras.Model,
-    batch: Any,
-    layers: dict[str, keras.layers.Layer],
-    tape: tf.GradientTape | None,
-) -> tuple[dict[str, Any], Any, list[_Record], _Record | None]:
-    """Run the model, capturing ``layers``' outputs; return them, the logits, the records."""
-    records: list[_Record] = []
-    captured: dict[str, Any] = {}
-    wanted = set(layers)
-
-    def on_output(name: str, layer: Any, args: tuple, kwargs: dict, output: Any) -> Any:
-        if name in wanted and name not in captured:
-            if tape is not None:
-                tape.watch(output)
-            captured[name] = output
-        records.append((layer, args, kwargs, output))
-        return output
-
-    every_layer = dict(named_layers(model))
-    with _intercept(every_layer, on_output):
-        output = _call(model, batch)
-        if isinstance(output, (list, tuple, dict)):
-            raise ValueError(
-                "the model has several outputs; Grad-CAM needs one (N, classes) output. "
-                "Build a keras.Model that returns only the classifier's output."
-            )
-        logits, producer = _pre_softmax(records, output)
-    return captured, logits, records, producer
+def steps_of(model: keras.Model) -> dict[tuple, Step]:
+    """The cached steps of ``model`` (for tests that count traces)."""
+    return dict(_STEP_CACHE.get(model, {}))
 
 
 def _call(model: keras.Model, batch: Any) -> Any:
     try:
         return model(batch, training=False)
-    except (ValueError, tf.errors.InvalidArgumentError) as error:
+    except (ValueError, *_steps.RUN_ERRORS) as error:
         raise ValueError(
             f"the model could not run on inputs of shape {tuple(batch.shape)}: {error}\n"
             "Keras models take a batch laid out as (N, H, W, C) at the size the model was "
@@ -182,7 +77,7 @@ def _call(model: keras.Model, batch: Any) -> Any:
 
 
 class KerasBackend:
-    """Grad-CAM plumbing for ``keras.Model`` (Keras 3, TensorFlow backend)."""
+    """Grad-CAM plumbing for ``keras.Model`` (Keras 3 on TensorFlow, JAX or PyTorch)."""
 
     name = "keras"
     channels_last = True
@@ -232,9 +127,11 @@ class KerasBackend:
             layer.set_weights([randomize(np.asarray(w)) for w in layer.get_weights()])
         return clone
 
-    def prepare(self, model: keras.Model, inputs: Any) -> tf.Tensor:
+    def prepare(self, model: keras.Model, inputs: Any) -> np.ndarray:
         """Return a float32 batch; add a batch axis to a single image; check channels."""
-        array = np.asarray(inputs)
+        from . import to_numpy  # the registry knows every framework's tensors
+
+        array = to_numpy(inputs)
         if not np.issubdtype(array.dtype, np.floating):
             array = array.astype(np.float32)
         if array.ndim == 3:
@@ -262,7 +159,7 @@ class KerasBackend:
                         f"inputs have size {got} on axis {axis} but the model was built for "
                         f"{tuple(expected[1:])} (N, H, W, C): resize the images first."
                     )
-        return tf.convert_to_tensor(array.astype(np.float32, copy=False))
+        return np.ascontiguousarray(array, dtype=np.float32)
 
     @staticmethod
     def _expected_input_shape(model: keras.Model) -> tuple | None:
@@ -277,9 +174,18 @@ class KerasBackend:
                 return (None, None, None, int(layer.kernel.shape[2]))
         return None
 
-    def describe_layers(self, model: keras.Model, batch: tf.Tensor) -> list[LayerInfo]:
-        """Run one eager forward on the first image and record every layer's output."""
-        key = (tuple(batch.shape[1:]), batch.dtype.name)
+    def describe_layers(self, model: keras.Model, batch: np.ndarray) -> list[LayerInfo]:
+        """Run one forward on the first image and record every layer's output shape.
+
+        Eager on TensorFlow and PyTorch, abstract (shapes only) on JAX.
+
+        Each layer's input is described too, as ``"name:input"``, accepted by name but
+        not listed among the candidates, except the feature map that feeds the head
+        (the pooling or flattening layer's input) when no layer outputs it: then it is
+        the last candidate, so the default. In Keras ConvNeXt that map is a raw residual
+        ``add`` that no layer outputs; the last layer output there is a residual branch.
+        """
+        key = (tuple(batch.shape[1:]), str(batch.dtype))
         cached = _LAYER_CACHE.get(model, key)
         if cached is not None:
             return cached
@@ -288,26 +194,38 @@ class KerasBackend:
             # every layer is counted once.
             _call(model, batch[:1])
         names = {id(layer): name for name, layer in named_layers(model)}
-        _, _, records, _ = _forward(model, batch[:1], {}, tape=None)
+        first = batch[:1]
+        records: list = []
+
+        def record() -> None:
+            records.extend(forward(model, lambda: _call(model, first)).records)
+
+        _steps.run_for_shapes(record)
+        head_input = _head_input(records)
         seen: dict[str, list[Any]] = {}
-        for layer, _, _, output in records:
+        for index, (layer, args, _, output) in enumerate(records):
             name = names[id(layer)]
-            if name in seen:
-                seen[name][1] += 1
-            else:
-                shape = tuple(output.shape) if hasattr(output, "shape") else None
-                seen[name] = [shape, 1]
+            entries = (
+                (name + INPUT_SUFFIX, args[0] if args else None, index != head_input),
+                (name, output, False),
+            )
+            for entry, tensor, hidden in entries:
+                if entry in seen:
+                    seen[entry][1] += 1
+                else:
+                    shape = _shape(tensor)
+                    seen[entry] = [shape, 1, hidden]
         infos = []
-        for name, (shape, calls) in seen.items():
+        for name, (shape, calls, hidden) in seen.items():
             spatial = (shape[1], shape[2]) if shape is not None and len(shape) == 4 else None
-            infos.append(LayerInfo(name, shape, spatial, calls))
+            infos.append(LayerInfo(name, shape, spatial, calls, hidden=hidden))
         _LAYER_CACHE.put(model, key, infos)
         return infos
 
     def capture(
         self,
         model: keras.Model,
-        batch: tf.Tensor,
+        batch: np.ndarray,
         layers: Sequence[str],
         targets: Sequence[TargetSet],
         *,
@@ -318,29 +236,28 @@ class KerasBackend:
         """One compiled forward + gradient pass for every layer and target set."""
         layers = tuple(layers)
         n_sets = len(targets) if with_gradients and layers else 0
-        step, missing = self._step(model, layers, n_sets, with_head)
-        stacked = [spec.stacked() for spec in targets[:n_sets]]
+        step = self._step(model, batch, layers, n_sets)
         size = int(batch.shape[0])
-        specs = tf.convert_to_tensor(
-            np.stack(stacked) if n_sets else np.zeros((0, 2, size)), tf.int64
+        specs = (
+            np.stack([spec.stacked() for spec in targets[:n_sets]])
+            if n_sets
+            else np.zeros((0, 2, size), np.int64)
         )
-        with _quiet_retracing():
-            result = step(batch, specs)
-        logits = result["logits"].numpy().astype(np.float32)
+        result = step(batch, specs)
+        logits = self.to_numpy(result["logits"]).astype(np.float32)
         check_logits_shape(logits.shape)
         resolved = [resolve_target_set(spec, logits) for spec in targets]
+        missing = step.state.missing & set(layers)
         if missing:
             raise ValueError(
-                f"no gradient reached the output of {sorted(missing)}: the class score "
-                "does not depend on it. Choose another layer."
+                f"no gradient reached the output of {sorted(missing)}: the class score does not "
+                "depend on it. Choose another layer."
             )
         gradients = [
             {name: _channels_first(g, reshape) for name, g in zip(layers, grads, strict=True)}
             for grads in result["gradients"]
         ]
-        head = None
-        if with_head and "features" in result:
-            head = Head(result["features"].numpy(), result["kernel"].numpy().T)
+        head = _head(result) if with_head else None
         return Capture(
             logits=logits,
             activations={
@@ -354,66 +271,84 @@ class KerasBackend:
         )
 
     def _step(
-        self, model: keras.Model, layers: tuple[str, ...], n_sets: int, with_head: bool
-    ) -> tuple[Callable[[tf.Tensor, tf.Tensor], dict[str, Any]], set[str]]:
-        """The compiled step for these layers and target count, and its missing-gradient set."""
+        self,
+        model: keras.Model,
+        batch: np.ndarray,
+        layers: tuple[str, ...],
+        n_sets: int,
+    ) -> Step:
+        """The cached step for these layers and number of target sets.
+
+        Every step returns the dense head's input and kernel too (a copy of one small
+        matrix), so that a call with and one without ``with_head`` share one trace: the
+        Explorer's first picture asks for the head, later classes do not.
+        """
         per_model = _STEP_CACHE.setdefault(model, {})
-        key = (layers, n_sets, with_head)
-        if key in per_model:
-            return per_model[key]
-        all_layers = dict(named_layers(model))
-        chosen = {name: all_layers[name] for name in layers}
-        # Filled while tracing: layers the score turned out not to depend on.
-        missing: set[str] = set()
-
-        @tf.function(reduce_retracing=True)
-        def step(batch: tf.Tensor, specs: tf.Tensor) -> dict[str, Any]:
-            with tf.GradientTape(persistent=n_sets > 1) as tape:
-                captured, logits, _, producer = _forward(model, batch, chosen, tape)
-                logits = tf.cast(logits, tf.float32)
-                top = tf.argmax(logits, axis=1, output_type=tf.int64)
-                scores = []
-                depth = tf.shape(logits)[-1]
-                for i in range(n_sets):
-                    classes = tf.where(specs[i, 0] < 0, top, specs[i, 0])
-                    # one_hot gives an all-zero row for an out-of-range class (and for
-                    # NO_CONTRAST = -1); the range is checked on the resolved targets.
-                    onehot = tf.one_hot(classes, depth=depth, dtype=logits.dtype)
-                    against = tf.one_hot(specs[i, 1], depth=depth, dtype=logits.dtype)
-                    scores.append(tf.reduce_sum(logits * (onehot - against)))
-            activations = [captured[name] for name in layers]
-            gradients = []
-            for score in scores:
-                grads = tape.gradient(score, activations)
-                missing.update(n for n, g in zip(layers, grads, strict=True) if g is None)
-                gradients.append(
-                    [tf.zeros_like(a) if g is None else g for a, g in zip(activations, grads)]
-                )
-            out = {"logits": logits, "activations": activations, "gradients": gradients}
-            if with_head and producer is not None and isinstance(producer[0], keras.layers.Dense):
-                out["features"] = producer[1][0]
-                out["kernel"] = tf.identity(producer[0].kernel)
-            return out
-
-        per_model[key] = (step, missing)
-        return step, missing
+        key = (layers, n_sets)
+        step = per_model.get(key)
+        if step is None:
+            shapes = {}
+            if layers:
+                infos = {info.name: info for info in self.describe_layers(model, batch)}
+                shapes = {name: infos[name].shape for name in layers}
+            step = _steps.STEP(model, layers, n_sets, shapes)
+            per_model[key] = step
+        return step
 
 
-@contextlib.contextmanager
-def _quiet_retracing() -> Iterator[None]:
-    """Silence TensorFlow's "triggered tf.function retracing" warning for our own steps.
+#: Relative precision of a pooled feature computed in a low-precision dtype.
+_PRECISION = {"float16": 1e-2, "bfloat16": 5e-2}
 
-    Each (model, layers, number of targets) gets its own compiled step, traced once, by
-    design; TensorFlow counts those traces together and warns on stderr, which learners
-    would read as an error. The logger's level is restored at once.
+
+def _head(result: dict[str, Any]) -> Head | None:
+    """The CAM head from a step's outputs; a layer norm before the dense layer folded in.
+
+    With ``LN(v) = gamma (v - mu) / sigma + beta`` (``mu``, ``sigma``: the mean and
+    standard deviation of image ``n``'s pooled features ``v``), the logits are
+    ``y_c = sum_k W_kc gamma_k (v_k - mu) / sigma + const_c``, so CAM's weights become
+    ``W_kc gamma_k / sigma`` per image and the maps are centred on ``mu``: the map's
+    spatial mean is still ``y_c`` minus a constant, as in the classic GAP + dense head.
     """
-    logger = tf.get_logger()
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
+    if "features" not in result:
+        return None
+    raw = result["features"]
+    features = BACKEND.to_numpy(raw)
+    tolerance = _PRECISION.get(str(getattr(features, "dtype", "")), 1e-4)
+    features = features.astype(np.float32)
+    kernel = BACKEND.to_numpy(result["kernel"]).astype(np.float32)  # (K, C)
+    if "norm_gamma" not in result:
+        return Head(features, kernel.T, tolerance=tolerance)
+    gamma = BACKEND.to_numpy(result["norm_gamma"]).astype(np.float64)
+    epsilon = float(BACKEND.to_numpy(result["norm_epsilon"]))
+    values = features.astype(np.float64)
+    mean = values.mean(axis=1)
+    sigma = np.sqrt(values.var(axis=1) + epsilon)
+    weight = (kernel.T[None] * gamma[None, None, :]) / sigma[:, None, None]
+    return Head(features, weight.astype(np.float32), centre=mean, tolerance=tolerance)
+
+
+def _shape(tensor: Any) -> tuple[int, ...] | None:
+    shape = getattr(tensor, "shape", None)
+    return None if shape is None else tuple(int(size) for size in shape)
+
+
+def _is_map(tensor: Any) -> bool:
+    shape = _shape(tensor)
+    return shape is not None and len(shape) == 4 and shape[1] > 1 and shape[2] > 1
+
+
+def _head_input(records: list) -> int | None:
+    """The index of the head's first layer when no layer outputs the map it receives.
+
+    The head's first layer is the last one that takes a spatial feature map and returns
+    something that is not one (global pooling, flattening). None when that map is a
+    layer's output (the usual case: that layer is then the last candidate anyway).
+    """
+    for index in range(len(records) - 1, -1, -1):
+        _, args, _, output = records[index]
+        if args and _is_map(args[0]) and not _is_map(output):
+            return None if producer(records[:index], args[0]) is not None else index
+    return None
 
 
 def _channels_first(tensor: Any, reshape: Reshape | None = None) -> np.ndarray:

@@ -55,7 +55,7 @@ class Layout:
     grid: tuple[int, int]
     prefix: int = 0
 
-    def describe(self, shape: Sequence[int] | None = None) -> str:
+    def describe(self) -> str:
         """A short phrase for messages: ``"(N, h, w, C) channels-last"`` and so on."""
         h, w = self.grid
         if self.kind == "channels_first":
@@ -249,7 +249,7 @@ def describe_outputs(
     lengths = {
         int(shape[1])
         for shape, guess in zip(shapes, first, strict=True)
-        if guess.layout is not None and guess.layout.kind == "tokens"
+        if shape is not None and guess.layout is not None and guess.layout.kind == "tokens"
     }
     if not lengths:
         return first
@@ -257,7 +257,7 @@ def describe_outputs(
     for shape, guess in zip(shapes, first, strict=True):
         if shape is not None and len(shape) == 4:
             guess = guess_layout(shape, image, batch, token_lengths=lengths)
-        elif guess.options and int(shape[1]) in lengths:
+        elif shape is not None and guess.options and int(shape[1]) in lengths:
             tokens = [o for o in guess.options if o.kind == "tokens"]
             if len(tokens) == 1:
                 guess = LayoutGuess(tokens[0])

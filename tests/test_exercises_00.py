@@ -1,0 +1,104 @@
+"""Self-checks and questions of lesson 00: right answers, near misses, and no answer given."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from gradcam_widgets.exercises import TODO, Quiz, lesson00
+
+torch = pytest.importorskip("torch")
+from torch import nn  # noqa: E402
+
+import gradcam_widgets as gw  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def ex():
+    """An Explorer on a 32-pixel input whose layers give 32, 16 and 8 cells."""
+    torch.manual_seed(0)
+    net = nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(4, 8, 3, padding=1, stride=2),
+        nn.ReLU(),
+        nn.Conv2d(8, 8, 3, padding=1, stride=2),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(8, 6),
+    ).eval()
+    generator = torch.Generator().manual_seed(0)
+    return gw.Explorer(net, torch.rand(1, 3, 32, 32, generator=generator), top_k=3)
+
+
+def test_cell_size(ex):
+    check = lesson00.check_cell_size
+    sides = {name: m.shape[0] for name, m in ex.maps().items()}
+    assert sorted(set(sides.values())) == [8, 16, 32]
+    layer = next(name for name, side in sides.items() if side == 16)
+    assert check(ex, TODO, layer, 32).passed is None
+    assert check(ex, 2, layer, 32)
+    assert check(ex, 2.0, layer, 32)
+    assert check(ex, np.int64(2), layer, 32)
+    wrong = {
+        16: "cells the map has",  # the map's side, read from the caption
+        1: "that is the cell of layer",  # another layer's cell (the 32-cell layer)
+        9: "photo",  # divided the photo's size
+        1.5: "not quite",
+    }
+    for answer, phrase in wrong.items():
+        result = check(ex, answer, layer, 32)
+        assert result.passed is False and phrase in result.message, (answer, result)
+        assert " 2 " not in f" {result.message} " and "2." not in result.message
+    coarse = next(name for name, side in sides.items() if side == 8)
+    assert check(ex, 4, coarse, 32)
+    assert "area" in check(ex, 16, coarse, 32).message  # 4 x 4 pixels, counted as an area
+    assert "cell of layer" in check(ex, 2, coarse, 32).message
+    assert check(ex, "two", layer, 32).passed is False
+    with pytest.raises(ValueError, match="slider"):
+        check(ex, 2, "no such layer", 32)
+
+
+def test_score_gap(ex):
+    check = lesson00.check_score_gap
+    order = np.argsort(-ex.scores)
+    y1, y2 = float(ex.scores[order[0]]), float(ex.scores[order[1]])
+    p1, p2 = float(ex.probabilities[order[0]]), float(ex.probabilities[order[1]])
+    assert check(ex, TODO).passed is None
+    assert check(ex, y1 - y2)
+    assert check(ex, round(y1, 2) - round(y2, 2))  # as read from two captions
+    for answer, phrase in [
+        (y2 - y1, "sign"),
+        (p1 - p2, "probabilities"),
+        (100 * (p1 - p2), "probabilities"),
+        (p1 / p2, "ratio"),
+        (y1 - y2 + 0.5, "equal"),
+    ]:
+        result = check(ex, answer)
+        assert result.passed is False and phrase in result.message, (answer, result)
+        assert f"{y1 - y2:.2f}" not in result.message
+    assert check(ex, "gap").passed is False
+
+
+def test_occlusion_outcome():
+    assert lesson00.occlusion_outcome(0.5, 0.6) == "a"
+    assert lesson00.occlusion_outcome(0.5, 0.3) == "b"
+    assert lesson00.occlusion_outcome(0.5, 0.2) == "c"
+
+
+def test_quiz_has_five_to_eight_questions_with_explanations():
+    assert isinstance(lesson00.QUIZ, Quiz) and 5 <= len(lesson00.QUIZ) <= 8
+    for question in lesson00.QUIZ.questions:
+        assert question.explanation and question.prompt
+        right = question.answer if not question.choices else "abcdefgh"[int(question.answer)]
+        assert question.check(right)
+        assert question.check(TODO).passed is None
+    assert lesson00.QUIZ.check(6, 32) and not lesson00.QUIZ.check(6, 7)
+
+
+def test_a_printed_question_shows_no_answer():
+    for question in lesson00.QUIZ.questions:
+        shown = repr(question)
+        assert question.prompt in shown
+        assert question.explanation not in shown and "answer" not in shown

@@ -1,0 +1,333 @@
+"""The exercises of lessons 05 and 06 that need thinking, and their concept questions.
+
+Each checker is tried with the right answer, with near misses (each gets its own hint,
+which never quotes the answer) and with the forbidden shortcuts.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from gradcam_widgets import _core, datasets
+from gradcam_widgets.exercises import (
+    _PREDICTIONS,
+    TODO,
+    Question,
+    Quiz,
+    lesson05,
+    lesson06,
+    predict_then_run,
+    record_prediction,
+)
+
+
+def assert_wrong(result, *phrases):
+    assert result.passed is False, repr(result)
+    for phrase in phrases:
+        assert phrase in result.message, result.message
+
+
+# ----------------------------------------------------------------- lesson 05, exercise 3
+
+
+def test_stroke_verdict():
+    assert lesson05.stroke_verdict(0.41, 0.88) == "b"
+    assert lesson05.stroke_verdict(0.83, 0.88) == "a"
+    assert lesson05.stroke_verdict(0.99, 0.80) == "c"
+
+
+def test_predict_then_run_round_trip():
+    _PREDICTIONS.pop("05-stroke-share", None)
+    assert predict_then_run("05-stroke-share", "b").passed is None
+    assert record_prediction("05-stroke-share", TODO).passed is None
+    assert record_prediction("05-stroke-share", "a")
+    assert not predict_then_run("05-stroke-share", lesson05.stroke_verdict(0.41, 0.88))
+    record_prediction("05-stroke-share", "B ")
+    assert predict_then_run("05-stroke-share", lesson05.stroke_verdict(0.41, 0.88))
+
+
+# ----------------------------------------------------------------- lesson 05, exercise 4
+
+
+@pytest.fixture(scope="module")
+def digits_case():
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(10), 200)
+    images = rng.integers(0, 256, size=(len(labels), 28, 28)).astype(np.uint8)
+    images[:, :8, :8] = 0
+    return images, labels
+
+
+def stamp(images, chosen, which):
+    out = images.copy()
+    for index, name in enumerate(datasets.DEFAULT_MARKS.values()):
+        picked = chosen & (which == index)
+        out[picked] = datasets.add_mark(images[picked], datasets.mark_pattern(name))
+    return out
+
+
+def test_fair_marks_right(digits_case):
+    images, labels = digits_case
+    rng = np.random.default_rng(1)
+    fair = stamp(images, rng.random(len(labels)) < 0.5, rng.integers(0, 3, len(labels)))
+    assert lesson05.check_fair_marks(fair, images, labels)
+    assert lesson05.check_fair_marks(TODO, images, labels).passed is None
+
+
+def test_fair_marks_refuses_the_shortcuts(digits_case):
+    images, labels = digits_case
+    # The lesson's own shortcut data: marks only on 2, 5 and 8.
+    original, _ = datasets.make_shortcut_dataset(images, labels)
+    assert_wrong(lesson05.check_fair_marks(original, images, labels), "original shortcut")
+    # Section 5's fix instead of the design: no marks at all.
+    assert_wrong(lesson05.check_fair_marks(images.copy(), images, labels), "section 5")
+    # Marks on every class, but which mark depends on the label: still a shortcut.
+    by_label = stamp(images, np.ones(len(labels), bool), labels % 3)
+    assert_wrong(lesson05.check_fair_marks(by_label, images, labels), "more frequent")
+    # Marks on random images, but only the even classes.
+    rng = np.random.default_rng(2)
+    even = stamp(
+        images, (labels % 2 == 0) & (rng.random(len(labels)) < 0.6), rng.integers(0, 3, len(labels))
+    )
+    assert_wrong(lesson05.check_fair_marks(even, images, labels), "more frequent")
+
+
+def test_fair_marks_near_misses(digits_case):
+    images, labels = digits_case
+    rng = np.random.default_rng(3)
+    few = stamp(images, rng.random(len(labels)) < 0.03, rng.integers(0, 3, len(labels)))
+    assert_wrong(lesson05.check_fair_marks(few, images, labels), "one image in ten")
+    moved = images.copy()
+    moved[:, 21:27, 1:7] = datasets.mark_pattern("dots")
+    assert_wrong(lesson05.check_fair_marks(moved, images, labels), "outside")
+    squares = images.copy()
+    squares[:50, 1:7, 1:7] = 255
+    assert_wrong(lesson05.check_fair_marks(squares, images, labels), "other than")
+    assert_wrong(lesson05.check_fair_marks(images[:10], images, labels), "shaped like")
+
+
+class FakeNet:
+    """Stands in for a network: check_map_moved only passes it to the patched helpers."""
+
+    def forward(self, x):  # pragma: no cover - never called
+        raise AssertionError
+
+
+@pytest.fixture
+def moved_case(monkeypatch):
+    """Maps and predictions under the test's control."""
+    state = {"corner": 0.0, "right": 1.0}
+
+    def fake_gradcam(model, inputs, target, layer):
+        n = len(target)
+        maps = np.full((n, 14, 14), 1.0, dtype=np.float32)
+        maps[:, :4, :4] = state["corner"]
+        return maps
+
+    def fake_predict(model, images):
+        count = len(images)
+        right = int(round(state["right"] * count))
+        return np.array([2] * right + [7] * (count - right))
+
+    import gradcam_widgets.engine as engine
+
+    monkeypatch.setattr(engine, "gradcam", fake_gradcam)
+    monkeypatch.setattr(lesson05, "_predict", fake_predict)
+    clean = np.zeros((20, 28, 28), dtype=np.uint8)
+    clean_labels = np.array([2] * 20)
+    marked = clean[:5]
+    return state, marked, clean_labels[:5], clean, clean_labels
+
+
+def test_map_moved(moved_case):
+    state, marked, marked_labels, clean, clean_labels = moved_case
+    args = (marked, marked_labels, clean, clean_labels)
+    assert lesson05.check_map_moved(TODO, *args).passed is None
+    assert lesson05.check_map_moved(FakeNet(), *args)
+    state["corner"] = 200.0  # the shortcut network: the corner holds most of the map
+    assert_wrong(lesson05.check_map_moved(FakeNet(), *args), "still reads the marks")
+    state["corner"], state["right"] = 0.0, 0.3
+    assert_wrong(lesson05.check_map_moved(FakeNet(), *args), "recognises few")
+    state["corner"], state["right"] = 3.0, 1.0
+    assert_wrong(lesson05.check_map_moved(FakeNet(), *args), "moved partly")
+    assert_wrong(lesson05.check_map_moved(0.05, *args), "trained network")
+
+
+# ----------------------------------------------------------------- lesson 06, exercise 4
+
+
+def hirescam(a, g):
+    return np.maximum((g * a).sum(axis=1), 0)
+
+
+def gradcam_pp(a, g):
+    s = a.sum(axis=(2, 3), keepdims=True)
+    denominator = 2 * g**2 + s * g**3
+    alpha = np.where(denominator != 0, g**2 / np.where(denominator != 0, denominator, 1), 0)
+    w = (alpha * np.maximum(g, 0)).sum(axis=(2, 3))
+    return np.maximum(np.einsum("nk,nkhw->nhw", w, a), 0)
+
+
+def real_arrays():
+    rng = np.random.default_rng(5)
+    a = np.maximum(rng.normal(size=(2, 3, 4, 4)), 0).astype(np.float32)
+    g = rng.normal(size=(2, 3, 4, 4)).astype(np.float32)
+    return a, g
+
+
+def test_hirescam_by_hand():
+    a, g = real_arrays()
+    assert lesson06.check_hirescam(TODO).passed is None
+    assert lesson06.check_hirescam(lambda A, G: TODO, a, g).passed is None
+    assert lesson06.check_hirescam(hirescam, a, g)
+    assert lesson06.check_hirescam(hirescam)
+    slips = [
+        (lambda a, g: (g * a).sum(axis=1), "negative"),
+        (lambda a, g: _core.weighted_sum(a, _core.gradcam_weights(a, g)), "Grad-CAM"),
+        (lambda a, g: np.maximum((np.abs(g) * a).sum(axis=1), 0), "sign"),
+        (lambda a, g: np.maximum((g * a).sum(axis=0), 0), "batch axis"),
+        (lambda a, g: np.maximum((g * a).mean(axis=1), 0), "not HiResCAM"),
+        (lambda a, g: 1 / 0, "ZeroDivisionError"),
+    ]
+    for function, phrase in slips:
+        assert_wrong(lesson06.check_hirescam(function, a, g), phrase)
+    assert_wrong(lesson06.check_hirescam(hirescam(a, g)), "function itself")
+
+
+def test_hirescam_cannot_be_passed_with_the_lesson_maps_alone():
+    """A function that returns the lesson's maps (e.g. from gw.gradcam) fails the made-up arrays."""
+    a, g = real_arrays()
+    lesson_maps = hirescam(a, g)
+    assert_wrong(lesson06.check_hirescam(lambda A, G: lesson_maps, a, g), "(N, h, w)")
+
+    def in_place(a, g):
+        g *= 1.0
+        g[...] = g
+        a += 0.0
+        a[0, 0, 0, 0] += 1.0
+        return hirescam(a, g)
+
+    assert_wrong(lesson06.check_hirescam(in_place, a, g), "in place")
+
+
+def test_gradcam_plus_plus_by_hand():
+    a, g = real_arrays()
+    assert lesson06.check_gradcam_plus_plus(TODO).passed is None
+    assert lesson06.check_gradcam_plus_plus(lambda A, G: TODO, a, g).passed is None
+    assert lesson06.check_gradcam_plus_plus(gradcam_pp, a, g)
+    np.testing.assert_allclose(
+        gradcam_pp(a, g), _core.weighted_sum(a, _core.gradcam_plus_plus_weights(a, g)), rtol=1e-5
+    )
+
+    def no_relu_on_g(a, g):
+        s = a.sum(axis=(2, 3), keepdims=True)
+        d = 2 * g**2 + s * g**3
+        alpha = np.where(d != 0, g**2 / np.where(d != 0, d, 1), 0)
+        return np.maximum(np.einsum("nk,nkhw->nhw", (alpha * g).sum(axis=(2, 3)), a), 0)
+
+    def unsafe_division(a, g):
+        s = a.sum(axis=(2, 3), keepdims=True)
+        with np.errstate(all="ignore"):
+            alpha = g**2 / (2 * g**2 + s * g**3)
+        w = (alpha * np.maximum(g, 0)).sum(axis=(2, 3))
+        return np.maximum(np.einsum("nk,nkhw->nhw", w, a), 0)
+
+    def local_sum(a, g):
+        d = 2 * g**2 + a * g**3
+        alpha = np.where(d != 0, g**2 / np.where(d != 0, d, 1), 0)
+        w = (alpha * np.maximum(g, 0)).sum(axis=(2, 3))
+        return np.maximum(np.einsum("nk,nkhw->nhw", w, a), 0)
+
+    slips = [
+        (no_relu_on_g, "ReLU(g)"),
+        (unsafe_division, "NaN"),
+        (local_sum, "sum of A^k over all positions"),
+        (lambda a, g: _core.weighted_sum(a, _core.gradcam_weights(a, g)), "Grad-CAM"),
+        (lambda a, g: hirescam(a, g), "not Grad-CAM++"),
+    ]
+    for function, phrase in slips:
+        assert_wrong(lesson06.check_gradcam_plus_plus(function, a, g), phrase)
+
+
+# ----------------------------------------------------------------- lesson 06, exercise 5
+
+
+def test_mystery_gradcam_is_batch_pooled():
+    torch = pytest.importorskip("torch")
+    import gradcam_widgets as gw
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 3, 3, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.Flatten(),
+        torch.nn.Linear(3 * 5 * 5, 6),
+        torch.nn.ReLU(),  # a non-linear head: each image has its own gradients
+        torch.nn.Linear(6, 4),
+    )
+    x = torch.randn(3, 1, 5, 5)
+    for i in range(3):  # one image: the same as Grad-CAM
+        np.testing.assert_allclose(
+            lesson06.mystery_gradcam(net, x[i : i + 1], target=1, layer="1"),
+            gw.gradcam(net, x[i : i + 1], target=1, layer="1"),
+            rtol=1e-5,
+            atol=1e-6,
+        )
+    batch = lesson06.mystery_gradcam(net, x, target=1, layer="1")
+    assert not np.allclose(batch, gw.gradcam(net, x, target=1, layer="1"), rtol=1e-2, atol=1e-8)
+    a, g = lesson06.features_and_gradients(net, x, target=1, layer="1")
+    assert a.shape == g.shape == (3, 3, 5, 5)
+    np.testing.assert_allclose(
+        hirescam(a, g), gw.gradcam(net, x, 1, "1", method="hirescam"), rtol=1e-5, atol=1e-6
+    )
+
+
+def test_mystery_question():
+    assert lesson06.MYSTERY.check(TODO).passed is None
+    assert lesson06.MYSTERY.check("b")
+    for wrong in ("a", "c", "d", 0, 3):
+        result = lesson06.MYSTERY.check(wrong)
+        assert result.passed is False
+        assert "axis" not in result.message  # the explanation only comes with the answer
+    assert not lesson06.MYSTERY.check("e")
+
+
+def test_guided_verdict():
+    assert lesson06.guided_verdict(0.9) == "b"
+    assert lesson06.guided_verdict(0.05) == "a"
+
+
+# ----------------------------------------------------------------- the quizzes
+
+
+@pytest.mark.parametrize("quiz", [lesson05.QUIZ, lesson06.QUIZ])
+def test_quizzes(quiz):
+    assert isinstance(quiz, Quiz) and 5 <= len(quiz) <= 8
+    for number in range(1, len(quiz) + 1):
+        question = quiz[number]
+        assert isinstance(question, Question)
+        assert question.explanation and question.prompt.startswith(f"{number}.")
+        assert quiz.check(number, TODO).passed is None
+        shown = repr(question) + question._repr_markdown_()
+        assert question.explanation not in shown and "answer" not in shown
+        if question.choices:
+            right = "abcdefgh"[int(question.answer)]
+            result = quiz.check(number, right)
+            assert result and result.message == question.explanation
+            for index in range(len(question.choices)):
+                if index != int(question.answer):
+                    wrong = quiz.check(number, "abcdefgh"[index])
+                    assert wrong.passed is False
+                    assert question.explanation not in wrong.message
+        else:
+            assert quiz.check(number, question.answer)
+            assert not quiz.check(number, question.answer * 1.5)
+            assert not quiz.check(number, "a")
+
+
+def test_quiz_numbers():
+    assert lesson05.QUIZ.check(3, 2.04)
+    assert not lesson05.QUIZ.check(3, 8.16)  # the 8 x 8 box of the lesson, not 4 x 4
+    assert lesson06.QUIZ.check(3, 0.0625)
+    assert not lesson06.QUIZ.check(3, 0.25)  # side over side, not area over area
