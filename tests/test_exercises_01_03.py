@@ -371,3 +371,109 @@ def test_check_misclassified(lecture_case):
     assert check(len(labels), model, x, labels).passed is False
     assert check(True, model, x, labels).passed is False
     assert check("7", model, x, labels).passed is False
+
+
+# ------------------------------------------------------- lesson 03, second round
+
+
+def _wrong(result, *phrases):
+    assert result.passed is False, repr(result)
+    for phrase in phrases:
+        assert phrase in result.message, result.message
+
+
+def test_check_receptive_field_sizes():
+    check = lesson03.check_receptive_field_sizes
+
+    def right(stack):
+        size, jump, sizes = 1, 1, []
+        for kernel, stride in stack:
+            size += (kernel - 1) * jump
+            jump *= stride
+            sizes.append(size)
+        return sizes
+
+    def no_jump(stack):
+        size, sizes = 1, []
+        for kernel, _ in stack:
+            size += kernel - 1
+            sizes.append(size)
+        return sizes
+
+    def from_zero(stack):
+        return [s - 1 for s in right(stack)]
+
+    def stride_first(stack):
+        size, jump, sizes = 1, 1, []
+        for kernel, stride in stack:
+            jump *= stride
+            size += (kernel - 1) * jump
+            sizes.append(size)
+        return sizes
+
+    def shortcut(stack):
+        from gradcam_widgets import receptive_field
+
+        return [f.size for f in receptive_field.grow(stack)]
+
+    def lecture_table(stack):
+        return [3, 4, 8, 10, 18, 22]  # the lesson's printed table, whatever the chain
+
+    assert check(TODO).passed is None
+    assert check(lambda stack: TODO).passed is None
+    assert check(right)
+    assert check(lambda stack: np.array(right(stack)))
+    _wrong(check(no_jump), "jump")
+    _wrong(check(from_zero), "off by one")
+    _wrong(check(stride_first), "before growing")
+    _wrong(check(shortcut), "package")
+    _wrong(check(lecture_table), "one size per layer")
+    _wrong(check(lambda stack: [0] * len(stack)), "size and the jump")
+    _wrong(check(lambda stack: stack[5]), "raised IndexError")
+    _wrong(check(right([(3, 1)])), "function itself")
+    # whatever the learner's answer, the message never states a size of the hidden chains
+    for function in (no_jump, from_zero, stride_first):
+        message = check(function).message
+        for stack in lesson03._HIDDEN_STACKS:
+            assert str(right(list(stack))) not in message
+
+
+def test_colleague_gradcam_differentiates_the_softmax():
+    torch = pytest.importorskip("torch")
+    from torch import nn
+
+    import gradcam_widgets as gw
+
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 5)
+    ).eval()
+    inputs = torch.randn(3, 1, 6, 6)
+    # an independent computation: autograd of the softmax probability
+    captured = {}
+    handle = model[1].register_forward_hook(lambda m, a, out: captured.setdefault("A", out))
+    try:
+        probs = torch.softmax(model(inputs), dim=1)
+    finally:
+        handle.remove()
+    activations = captured["A"]
+    target = [1, 3, 0]
+    (grads,) = torch.autograd.grad(probs[torch.arange(3), target].sum(), activations)
+    weights = grads.mean(dim=(2, 3))
+    expected = torch.relu(torch.einsum("nk,nkhw->nhw", weights, activations)).detach().numpy()
+    theirs = lesson03.colleague_gradcam(model, inputs.numpy(), target=target, layer="1")
+    np.testing.assert_allclose(theirs, expected, rtol=1e-4, atol=1e-7)
+    ours = gw.gradcam(model, inputs.numpy(), target=target, layer="1")
+    assert not np.allclose(theirs / theirs.max(), ours / ours.max(), atol=1e-3)
+
+
+def test_lesson03_diagnosis_and_quiz():
+    assert lesson03.check_diagnosis(TODO).passed is None
+    assert lesson03.check_diagnosis("c")
+    for letter, phrase in [("a", "one image alone"), ("b", "smallest"), ("d", "shapes"),
+                           ("z", "letters")]:
+        _wrong(lesson03.check_diagnosis(letter), phrase)
+    quiz = lesson03.QUIZ
+    assert 5 <= len(quiz) <= 8
+    assert quiz.score({1: "b", 2: 10, 3: 0.16, 4: "c", 5: "b", 6: "c"}) == len(quiz)
+    assert not quiz.check(2, 7) and not quiz.check(2, 22) and not quiz.check(3, 0.5)

@@ -83,6 +83,9 @@ def test_vit_default_is_the_last_blocks_norm1_and_exact(name, prefix):
     close(result.maps()["blocks.11.norm1"], expected)
     # the final norm's patch tokens never reach the class token: an all-zero gradient
     assert not gw.explain(model, x, [TARGETS], "norm").gradients[0]["norm"].any()
+    # timm's size assertion is a shape problem: it gets the hint
+    with pytest.raises(ValueError, match=r"could not run on inputs of shape \(1, 3, 256, 256\)"):
+        gw.gradcam(model, torch.zeros(1, 3, 256, 256))
 
 
 def test_swin_channels_last_maps_are_exact_and_windows_excluded():

@@ -311,3 +311,24 @@ def test_a_training_model_gets_train_back_with_its_side_effects():
     assert model.training and model.mode_calls > 1
     assert model.cache == {}  # train() ran again and emptied the cache
     copy.deepcopy(model)
+
+
+def test_keras_softmax_inside_call_is_refused_too():
+    keras = pytest.importorskip("keras")
+    pytest.importorskip("tensorflow")
+
+    class SoftmaxInCall(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.conv = keras.layers.Conv2D(4, 3, padding="same", name="conv")
+            self.pool = keras.layers.GlobalAveragePooling2D()
+            self.dense = keras.layers.Dense(3)
+
+        def call(self, x):
+            return keras.ops.softmax(self.dense(self.pool(self.conv(x))), axis=-1)
+
+    model = SoftmaxInCall()
+    x = np.random.default_rng(1).normal(size=(2, 6, 6, 3)).astype(np.float32)
+    with pytest.raises(ValueError, match="Pass the logits"):
+        gw.gradcam(model, x, 1, "conv")
+    assert gw.gradcam(model, x, 1, "conv", allow_probabilities=True).shape == (2, 6, 6)

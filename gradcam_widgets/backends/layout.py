@@ -55,7 +55,7 @@ class Layout:
     grid: tuple[int, int]
     prefix: int = 0
 
-    def describe(self, shape: Sequence[int] | None = None) -> str:
+    def describe(self) -> str:
         """A short phrase for messages: ``"(N, h, w, C) channels-last"`` and so on."""
         h, w = self.grid
         if self.kind == "channels_first":

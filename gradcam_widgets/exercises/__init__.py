@@ -120,7 +120,7 @@ def as_number(answer: Any) -> float | None:
         answer = to_numpy(answer)
     if hasattr(answer, "item") and getattr(answer, "size", 1) == 1:
         answer = answer.item()
-    if isinstance(answer, (bool, np.bool_)):
+    if isinstance(answer, (bool, np.bool_, str, bytes)):  # "3" is text, not a number
         return None
     try:
         value = float(answer)
@@ -170,8 +170,10 @@ class Question:
         return feedback(False, "that number is not it; work it out again step by step.")
 
     def __repr__(self) -> str:
-        # the prompt and choices only: a printed question must not show its answer
-        return self._repr_markdown_()
+        # Never the answer or the explanation: a learner sees the question only.
+        lines = [self.prompt]
+        lines += [f"  ({_LETTERS[i]}) {choice}" for i, choice in enumerate(self.choices)]
+        return "\n".join(lines)
 
     def _repr_markdown_(self) -> str:
         lines = [self.prompt]
@@ -216,6 +218,13 @@ class Quiz:
         if not 1 <= number <= len(self.questions):
             raise IndexError(f"questions are numbered 1 to {len(self.questions)}.")
         return self.questions[number - 1]
+
+    def __repr__(self) -> str:
+        # Every question as the learner reads it, never an answer or an explanation.
+        return "\n\n".join(repr(question) for question in self.questions)
+
+    def _repr_markdown_(self) -> str:
+        return "\n\n".join(question._repr_markdown_() for question in self.questions)
 
     def check(self, number: int, response: Any) -> Feedback:
         """Mark the answer to question ``number`` (numbered from 1)."""
