@@ -118,6 +118,7 @@ def backends_side_by_side(model: keras.Model) -> None:
                 print(f"{backend}: failed\n{run.stderr[-2000:]}")
                 continue
             rows[backend] = json.loads(run.stdout.strip().splitlines()[-1])
+            assert rows[backend]["backend"] == backend
             rows[backend]["maps"] = np.load(out)["maps"]
     print(f"\n== Keras backends side by side: ResNet50, batch {BATCH}, {SIZE} px, layer {LAYER}")
     print(f"  {'backend':<12} {'first call':>12} {'warm':>10} {'max map difference':>20}")
@@ -143,7 +144,7 @@ def child(weights: str, out: str) -> None:
     first = time.perf_counter() - start
     medians = measure({"warm": lambda: gw.gradcam(model, x, targets, LAYER)}, rounds=5)
     np.savez(out, maps=maps)
-    print(json.dumps({"first": first, "warm": medians["warm"]}))
+    print(json.dumps({"first": first, "warm": medians["warm"], "backend": keras.backend.backend()}))
 
 
 if __name__ == "__main__":

@@ -149,6 +149,16 @@ class Pass:
     records: list[Record]
     head: Record | None
 
+    def maps(self, names: tuple[str, ...]) -> list[Any]:
+        """The captured maps in the order of ``names``; a clear error for one not seen."""
+        unseen = [name for name in names if name not in self.captured]
+        if unseen:
+            raise ValueError(
+                f"{unseen} did not run in this forward pass (or, for ':input', the layer "
+                "got no positional tensor input): choose another layer."
+            )
+        return [self.captured[name] for name in names]
+
 
 def forward(
     model: keras.Model,

@@ -97,7 +97,7 @@ class JaxStep:
                 logits = seen.logits.astype(jnp.float32)
                 values = jnp.stack([score(logits, specs[i]) for i in range(n_sets)] or [0.0])
                 head = dense_head(seen.records, seen.head)
-                aux = (logits, tuple(seen.captured[n] for n in names), head)
+                aux = (logits, tuple(seen.maps(names)), head)
                 return values, aux
 
             probes = {

@@ -76,7 +76,7 @@ class TensorFlowStep:
                 )
                 logits = tf.cast(seen.logits, tf.float32)
                 scores = [score(logits, specs[i]) for i in range(n_sets)]
-            activations = [seen.captured[name] for name in names]
+            activations = seen.maps(names)
             gradients = []
             for value in scores:
                 grads = tape.gradient(value, activations)

@@ -85,7 +85,7 @@ class TorchStep:
                 )
         out = {
             "logits": logits.detach(),
-            "activations": [seen.captured[n].detach() for n in names],
+            "activations": [a.detach() for a in seen.maps(names)],
             "gradients": gradients,
         }
         out.update({k: v.detach() for k, v in dense_head(seen.records, seen.head).items()})

@@ -79,6 +79,8 @@ def lab_url(chromium_path: Path, tmp_path_factory: pytest.TempPathFactory) -> It
     root = tmp_path_factory.mktemp("lab")
     notebooks = root / "notebooks"
     shutil.copytree(REPO / "notebooks", notebooks)
+    # Lesson 00 reads ../binder/*.json (the settings it states): keep it beside notebooks/.
+    shutil.copytree(REPO / "binder", root / "binder")
     for notebook in notebooks.rglob("*.ipynb"):
         _strip_outputs(notebook)
     settings = root / "settings" / "@jupyterlab" / "apputils-extension"

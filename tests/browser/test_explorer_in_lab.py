@@ -18,7 +18,6 @@ pytestmark = pytest.mark.browser
 NOTEBOOK = "00_start_here.ipynb"
 RUN_TIMEOUT_MS = 90_000  # loading the ImageNet model and the first maps on a busy 2-core CPU
 EVENT_TIMEOUT_MS = 60_000
-LAST_OUTPUT = "Not done yet: replace TODO with a class index"
 
 
 def _src(page, selector: str) -> str:
@@ -100,7 +99,14 @@ def test_lesson00_explorer_answers_the_keyboard(lab_url: str, browser, artifacts
             )
         except PlaywrightTimeoutError:  # the click came before the kernel's channels: again
             _run_all(page)
-        page.get_by_text(LAST_OUTPUT).first.wait_for(state="attached", timeout=RUN_TIMEOUT_MS)
+        # Done when every code cell shows an execution count ("[12]:"), whatever the
+        # lesson's last output says.
+        page.wait_for_function(
+            "() => { const prompts = [...document.querySelectorAll("
+            "'.jp-CodeCell .jp-InputPrompt')];"
+            " return prompts.length > 0 && prompts.every(p => /\\[\\d+\\]/.test(p.innerText)); }",
+            timeout=RUN_TIMEOUT_MS,
+        )
 
         overlay = ".gradcam-explorer img.gradcam-overlay"
         caption = page.locator(".gradcam-explorer .gradcam-caption")
@@ -169,6 +175,15 @@ def test_lesson00_explorer_answers_the_keyboard(lab_url: str, browser, artifacts
         assert not messages, messages
     except Exception:
         page.screenshot(path=str(artifacts / "failure.png"))
+        # The cells' error output and prompts, to tell a stopped run from a slow one.
+        errors = page.locator("[data-mime-type='application/vnd.jupyter.stderr']")
+        prompts = page.locator(".jp-CodeCell .jp-InputPrompt")
+        (artifacts / "failure.txt").write_text(
+            "prompts: "
+            + " ".join(prompts.all_inner_texts())
+            + "\n\n"
+            + "\n---\n".join(errors.all_inner_texts())
+        )
         raise
     finally:
         page.close()
