@@ -169,12 +169,6 @@ class Question:
             return feedback(True, self.explanation)
         return feedback(False, "that number is not it; work it out again step by step.")
 
-    def __repr__(self) -> str:
-        # Never the answer or the explanation: a learner sees the question only.
-        lines = [self.prompt]
-        lines += [f"  ({_LETTERS[i]}) {choice}" for i, choice in enumerate(self.choices)]
-        return "\n".join(lines)
-
     def _repr_markdown_(self) -> str:
         lines = [self.prompt]
         lines += [f"- ({_LETTERS[i]}) {choice}" for i, choice in enumerate(self.choices)]
