@@ -11,6 +11,7 @@ values (tests/test_environments.py checks those).
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import os
 import socket
@@ -114,7 +115,9 @@ def test_an_idle_kernel_without_a_tab_is_culled_one_with_a_tab_is_kept(server):
         finally:
             connection.close()
 
-    culled_after, kept = asyncio.run(attach_and_watch())
+    # In a thread of its own: in the full suite, Playwright's loop runs in this thread.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        culled_after, kept = pool.submit(asyncio.run, attach_and_watch()).result()
     print(f"the kernel without a client was culled after {culled_after:.1f} s")
     assert culled_after >= IDLE_S  # not before its idle time
     assert kept is not None, "a kernel with a client attached was culled"
