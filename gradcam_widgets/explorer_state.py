@@ -307,6 +307,7 @@ class ExplorerState:
             own = self._cam(target)
             if contrast is not None:
                 own = own - self._cam(contrast)
+            assert self.cam_layer is not None  # "cam" is offered only when it is set
             found = {self.cam_layer: own}
         else:
             result = self._pass(target, contrast).explanation
@@ -498,7 +499,7 @@ class ExplorerState:
                 "The map has no positive value here: nothing at this layer counts as "
                 f"{EVIDENCE_LABELS[settings.evidence]} this class, so only the picture is shown."
             )
-        else:
+        elif entry.peak_at is not None and entry.resolution is not None:
             row, col = entry.peak_at
             lines.append(
                 f"Map maximum {entry.peak:.3g} at row {row}, column {col} of the "

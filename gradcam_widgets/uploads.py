@@ -53,7 +53,7 @@ def image_from_bytes(data: bytes, name: str = "the file", max_side: int = MAX_SI
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            picture = Image.open(io.BytesIO(raw))
+            picture: Image.Image = Image.open(io.BytesIO(raw))
             picture.load()
     except Image.DecompressionBombError:
         raise UploadError(
@@ -90,7 +90,7 @@ def _files(value: Any) -> list[Mapping[str, Any]]:
     if value is None:
         return []
     if isinstance(value, Mapping):
-        files = []
+        files: list[Mapping[str, Any]] = []
         for name, entry in value.items():
             item = dict(entry)
             item.setdefault("name", name)

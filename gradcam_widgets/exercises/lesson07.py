@@ -90,7 +90,12 @@ def broken_gradcam(model: Any, inputs: Any, layer: Any) -> np.ndarray:
     import torch
 
     store: dict[str, Any] = {}
-    handle = layer.register_forward_hook(lambda module, args, output: store.update(A=output))
+
+    def hook(module: Any, args: Any, output: Any) -> Any:
+        store["A"] = output
+        return output.clone()  # safe from a later in-place op
+
+    handle = layer.register_forward_hook(hook)
     try:
         was_training = model.training
         model.eval()
@@ -101,7 +106,7 @@ def broken_gradcam(model: Any, inputs: Any, layer: Any) -> np.ndarray:
         (grads,) = torch.autograd.grad(score, store["A"])
     finally:
         handle.remove()
-    weights = grads.mean(dim=(2, 3), keepdim=True)
+    weights = grads.mean(dim=(0, 2, 3), keepdim=True)
     return torch.relu((weights * store["A"]).sum(dim=1)).detach().numpy()
 
 
@@ -111,7 +116,7 @@ _DIAGNOSIS_CHOICES = (
     "it averages the gradients over the batch axis too",
     "it takes the gradient of the layer's weights instead of its output",
 )
-_DIAGNOSIS_ANSWER = 1
+_DIAGNOSIS_ANSWER = 2
 
 
 def check_diagnosis(answer: Any) -> Feedback:
@@ -120,19 +125,19 @@ def check_diagnosis(answer: Any) -> Feedback:
         prompt="Which mistake does broken_gradcam make?",
         answer=_DIAGNOSIS_ANSWER,
         explanation=(
-            "the ReLU(inplace=True) right after the layer writes into the tensor the hook "
-            "saved, so the weights multiply max(A, 0) and the gradient is the ReLU output's: "
-            "where A < 0 the map loses evidence. Return output.clone() from the hook (the "
-            "network continues on the copy) and the map is exact."
+            "grads.mean(dim=(0, 2, 3)) averages over the batch axis too, so every image gets "
+            "the same channel weights, a mix of all the images' classes. On a batch of one "
+            "the bug is invisible: test with several images of different classes. The "
+            "weights must be averaged over height and width only, per image."
         ),
         choices=_DIAGNOSIS_CHOICES,
     )
     result = question.check(answer)
-    if result.passed is False and isinstance(answer, str) and answer.strip().lower() in "acd":
+    if result.passed is False and isinstance(answer, str) and answer.strip().lower() in "abd":
         hints = {
-            "a": "the code takes logits[rows, class]: no softmax anywhere.",
-            "c": "grads.mean(dim=(2, 3)) keeps the batch axis: try a batch of one.",
-            "d": "autograd.grad is taken to store['A'], the layer's output.",
+            "a": "a softmax would change every map; does the bug show on every input?",
+            "b": "the maps differ at block2 too, where no in-place op follows the layer.",
+            "d": "a gradient of the weights has no height and width to make a map from.",
         }
         return feedback(False, f"look again: {hints[answer.strip().lower()]}")
     return result
@@ -211,18 +216,18 @@ QUIZ = Quiz(
             explanation="14 * 14 = 196 patch tokens plus 1 class token = 197.",
         ),
         Question(
-            "Why is a ViT's map usually taken at the last block's first LayerNorm and not at "
-            "the final norm before the head?",
-            answer=0,
+            "A ViT without a class token feeds the head the mean of all its patch tokens after "
+            "the final norm. Which layer's map is then non-empty and the natural choice?",
+            answer=1,
             explanation=(
-                "the head reads only the class token of the final norm, so the patch tokens "
-                "there get no gradient and the map would be empty; inside the last block the "
-                "patch tokens still feed the class token through attention."
+                "every patch token now reaches the score through the mean, so the layers after "
+                "the last attention get gradients too, and the last candidate (the final "
+                "norm) works as on a CNN; the engine then picks the last candidate."
             ),
             choices=(
-                "after the last block only the class token reaches the score",
-                "the final norm has no weights",
-                "LayerNorm outputs cannot be reshaped",
+                "still the last block's first LayerNorm: nothing after it has a gradient",
+                "the final norm, the last candidate, as on a CNN",
+                "the patch embedding only",
             ),
         ),
         Question(
@@ -240,18 +245,19 @@ QUIZ = Quiz(
             ),
         ),
         Question(
-            "Your own model returns torch.softmax(logits, 1) from forward. What should you do "
-            "before asking for Grad-CAM?",
+            "Your multi-label model returns torch.sigmoid(logits) from forward: one probability "
+            "per class, rows that do not sum to 1. Will the engine refuse it as it refused the "
+            "softmax model?",
             answer=1,
             explanation=(
-                "Grad-CAM explains the score before the softmax; the softmax's gradient "
-                "compares the class with the others and vanishes when it saturates. Give the "
-                "engine a model that returns the logits."
+                "no: the check recognises rows that are non-negative and sum to 1, a softmax. "
+                "Sigmoid outputs pass it, and their gradient vanishes when they saturate, as "
+                "the softmax's does. Pass the logits yourself: the check is a safety net, "
+                "not a proof."
             ),
             choices=(
-                "nothing: probabilities are easier to read",
-                "pass a model that returns the logits (drop the softmax from forward)",
-                "take the log of the map",
+                "yes: every probability output is refused",
+                "no: only rows that sum to 1 are recognised, so pass the logits yourself",
             ),
         ),
     ]
