@@ -70,7 +70,7 @@ def _pair(value: Any) -> int:
 def _keras_geometry(model: Any) -> list[tuple[str, tuple[int, int] | None]]:
     import keras
 
-    layers = []
+    layers: list[tuple[str, tuple[int, int] | None]] = []
     for layer in model.layers:
         if isinstance(
             layer,
@@ -95,7 +95,7 @@ def _keras_geometry(model: Any) -> list[tuple[str, tuple[int, int] | None]]:
 def _torch_geometry(model: Any) -> list[tuple[str, tuple[int, int] | None]]:
     from torch import nn
 
-    layers = []
+    layers: list[tuple[str, tuple[int, int] | None]] = []
     for name, module in model.named_children():
         if isinstance(module, nn.Conv2d):
             kernel = (_pair(module.kernel_size) - 1) * _pair(module.dilation) + 1
@@ -176,7 +176,7 @@ def measured(model: Any, inputs: Any, layer: str) -> tuple[int, int]:
         import torch
 
         batch = torch.as_tensor(np.asarray(inputs, dtype=np.float32)).requires_grad_(True)
-        captured = {}
+        captured: dict[str, Any] = {}
         module = dict(model.named_modules())[layer]
         handle = module.register_forward_hook(lambda m, a, out: captured.setdefault("out", out))
         was_training = model.training

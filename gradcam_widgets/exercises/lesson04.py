@@ -174,7 +174,7 @@ def _region(region: str | Sequence[int], size: int) -> Box:
     box = tuple(int(v) for v in region)
     if len(box) != 4:
         raise ValueError(f"a box is (top, left, bottom, right), got {region!r}.")
-    return box  # type: ignore[return-value]
+    return box
 
 
 def check_earliest_layer(
