@@ -6,11 +6,13 @@ the likely slip, never the value.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
 from .. import _core, metrics
+from ..backends import is_tensor, to_numpy
 from . import TODO, Feedback, Question, Quiz, as_number, feedback, is_todo
 
 __all__ = [
@@ -243,10 +245,46 @@ def _run_learner(function: Any, activations: np.ndarray, gradients: np.ndarray) 
     result = function(a, g)
     if is_todo(result):
         return None, False
-    if hasattr(result, "detach"):
-        result = result.detach().cpu().numpy()
+    if is_tensor(result):
+        result = to_numpy(result)
     changed = not (np.array_equal(a, activations) and np.array_equal(g, gradients))
     return np.asarray(result, dtype=np.float64), changed
+
+
+def _learner_runs(
+    function: Any, name: str, activations: Any, gradients: Any, seeds: tuple[int, ...]
+) -> Iterator[Feedback | tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Run the learner's ``function(A, G)`` on the lesson's arrays (if given), then on made-up ones.
+
+    Yields, case by case, ``(A, G, result)`` in float64 to compare, or a :class:`Feedback` that
+    ends the check (not done yet, not a function, raised, changed its inputs, wrong shape).
+    """
+    if is_todo(function):
+        yield feedback(None, f"write {name} in place of TODO, then run this cell.")
+        return
+    if not callable(function):
+        yield feedback(False, f"pass the function itself ({name}), not its result.")
+        return
+    cases = [_test_arrays(seed) for seed in seeds]
+    if activations is not None and gradients is not None:
+        cases.insert(0, (np.asarray(activations), np.asarray(gradients)))
+    for a, g in cases:
+        try:
+            result, changed = _run_learner(function, a, g)
+        except Exception as error:  # noqa: BLE001 - the learner's code may raise anything
+            yield feedback(False, f"your function raised {type(error).__name__}: {error}")
+            return
+        if result is None:
+            yield feedback(None, "replace the TODO in the function's body, then run this cell.")
+            return
+        if changed:
+            yield feedback(False, "your function changed A or G in place; work on new arrays.")
+            return
+        problem = _shape_problem(result, a)
+        if problem is not None:
+            yield problem
+            return
+        yield a.astype(np.float64), g.astype(np.float64), result
 
 
 def _shape_problem(result: np.ndarray, activations: np.ndarray) -> Feedback | None:
@@ -283,26 +321,10 @@ def check_hirescam(function: Any, activations: Any = None, gradients: Any = None
         activations: optional ``(N, K, h, w)`` feature maps from the lesson.
         gradients: optional gradients of the same shape.
     """
-    if is_todo(function):
-        return feedback(None, "write my_hirescam in place of TODO, then run this cell.")
-    if not callable(function):
-        return feedback(False, "pass the function itself (my_hirescam), not its result.")
-    cases = [_test_arrays(0), _test_arrays(1)]
-    if activations is not None and gradients is not None:
-        cases.insert(0, (np.asarray(activations), np.asarray(gradients)))
-    for a, g in cases:
-        try:
-            result, changed = _run_learner(function, a, g)
-        except Exception as error:  # noqa: BLE001 - the learner's code may raise anything
-            return feedback(False, f"your function raised {type(error).__name__}: {error}")
-        if result is None:
-            return feedback(None, "replace the TODO in the function's body, then run this cell.")
-        if changed:
-            return feedback(False, "your function changed A or G in place; work on new arrays.")
-        problem = _shape_problem(result, a)
-        if problem is not None:
-            return problem
-        a64, g64 = a.astype(np.float64), g.astype(np.float64)
+    for run in _learner_runs(function, "my_hirescam", activations, gradients, seeds=(0, 1)):
+        if isinstance(run, Feedback):
+            return run
+        a64, g64, result = run
         if _same(result, _core.hirescam_map(a64, g64)):
             continue
         if _same(result, (g64 * a64).sum(axis=1)):
@@ -345,26 +367,10 @@ def check_gradcam_plus_plus(
         activations: optional ``(N, K, h, w)`` feature maps from the lesson.
         gradients: optional gradients of the same shape.
     """
-    if is_todo(function):
-        return feedback(None, "write my_gradcam_pp in place of TODO, then run this cell.")
-    if not callable(function):
-        return feedback(False, "pass the function itself (my_gradcam_pp), not its result.")
-    cases = [_test_arrays(0), _test_arrays(2)]
-    if activations is not None and gradients is not None:
-        cases.insert(0, (np.asarray(activations), np.asarray(gradients)))
-    for a, g in cases:
-        try:
-            result, changed = _run_learner(function, a, g)
-        except Exception as error:  # noqa: BLE001 - the learner's code may raise anything
-            return feedback(False, f"your function raised {type(error).__name__}: {error}")
-        if result is None:
-            return feedback(None, "replace the TODO in the function's body, then run this cell.")
-        if changed:
-            return feedback(False, "your function changed A or G in place; work on new arrays.")
-        problem = _shape_problem(result, a)
-        if problem is not None:
-            return problem
-        a64, g64 = a.astype(np.float64), g.astype(np.float64)
+    for run in _learner_runs(function, "my_gradcam_pp", activations, gradients, seeds=(0, 2)):
+        if isinstance(run, Feedback):
+            return run
+        a64, g64, result = run
         plus_plus = _core.weighted_sum(a64, _core.gradcam_plus_plus_weights(a64, g64))
         if _same(result, plus_plus):
             continue
