@@ -26,11 +26,8 @@ The builders are in :mod:`.digits_keras` (:func:`keras_gap_net`, :func:`keras_le
 they are reachable from here too (``digits.keras_gap_net``), imported on first use: a
 Keras lesson never imports torch and a PyTorch lesson never imports TensorFlow.
 
-Every builder and trainer takes a ``seed``: the same seed gives the same initial weights
-and the same order of training batches. The builders and :func:`train_torch` touch no
-global random state; :func:`train_keras` still seeds Keras's global state for its
-shuffling (``keras.utils.set_random_seed``), because the lessons' Keras results depend on
-that order.
+Every builder and trainer takes a ``seed`` and touches no global random state: the same
+seed gives the same initial weights and the same order of training batches.
 """
 
 from __future__ import annotations
