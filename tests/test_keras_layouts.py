@@ -69,7 +69,8 @@ def test_vit_candidates_are_the_patch_grid_and_the_token_layers(vit):
     # The scores (N, heads, T, T) would have been a 2x17 "map" when every 4-D output was
     # taken to be channels-last.
     assert infos["scores"].shape == (1, ka.HEADS, 17, 17)
-    assert infos["scores"].layout is None and not infos["scores"].is_candidate
+    assert infos["scores"].layout is None
+    assert not infos["scores"].is_candidate
 
 
 def test_naming_the_attention_scores_is_refused(vit):

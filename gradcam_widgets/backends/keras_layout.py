@@ -229,7 +229,7 @@ def decide(
     if open_ and wider is not None:
         try:
             shapes = wider()
-        except Exception:  # noqa: BLE001 - a model built for one size: no second look
+        except Exception:  # a model built for one size: no second look
             shapes = {}
         for index in open_:
             entry = entries[index]

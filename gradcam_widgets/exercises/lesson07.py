@@ -18,8 +18,8 @@ from ..backends import is_tensor, to_numpy
 from . import TODO, Feedback, Question, Quiz, feedback, is_todo
 
 __all__ = [
-    "TODO",
     "QUIZ",
+    "TODO",
     "broken_gradcam",
     "check_cam_from_hooks",
     "check_diagnosis",
@@ -348,8 +348,13 @@ def check_nested_gradcam(
             False,
             "pass the function itself: gradcam_nested(model, backbone_name, layer_name, images).",
         )
-    cases = []
+    cases: list[tuple[Any, np.ndarray, str, str]] = []
     if model is not None:
+        if backbone_name is None or layer_name is None:
+            raise ValueError(
+                "with the lesson's model, give the backbone's name and the layer's too: "
+                "check_nested_gradcam(function, model, images, backbone_name, layer_name)."
+            )
         cases.append((model, np.asarray(images, dtype=np.float32), backbone_name, layer_name))
     cases.append(practice_nested_model())
     for number, (case_model, case_images, case_backbone, case_layer) in enumerate(cases):
