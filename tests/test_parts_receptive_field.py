@@ -161,7 +161,8 @@ def test_measured_leaves_the_model_as_it_was():
     inputs = np.random.default_rng(0).normal(size=(8, 1, 6, 6)).astype(np.float32)
     # The in-place ReLU after the convolution must not overwrite what is differentiated.
     assert rf.measured(model, inputs, "0") == (3, 3)
-    assert model.training and all(p.grad is None for p in model.parameters())
+    assert model.training
+    assert all(p.grad is None for p in model.parameters())
 
 
 def test_receptive_field_reads_no_framework():

@@ -305,10 +305,10 @@ class TorchBackend:
 
         with torch.inference_mode(False):
             x = batch.detach().clone().requires_grad_(True)
-        with _hooks([module.register_forward_hook(hook)]), _eager(), _eval_mode(model):
-            with torch.enable_grad():
-                _run(model, x)
-                (grad,) = torch.autograd.grad(centre_cell(captured[0], layout).sum(), x)
+        handles = [module.register_forward_hook(hook)]
+        with _hooks(handles), _eager(), _eval_mode(model), torch.enable_grad():
+            _run(model, x)
+            (grad,) = torch.autograd.grad(centre_cell(captured[0], layout).sum(), x)
         return _numpy(grad)
 
     @staticmethod
