@@ -171,29 +171,74 @@ def boxes_case():
     return boxes, 42, expected
 
 
+def _baseline(boxes, size, tolerance):
+    grown = np.clip(np.asarray(boxes) + np.array([-1, -1, 1, 1]) * tolerance, 0, size)
+    return float(np.mean((grown[:, 2] - grown[:, 0]) * (grown[:, 3] - grown[:, 1]) / size**2))
+
+
 def test_check_random_baseline(boxes_case):
     boxes, size, expected = boxes_case
+    assert _baseline(boxes, size, 3) == pytest.approx(expected)
     assert_not_done(lesson06.check_random_baseline(TODO, boxes, size))
-    assert lesson06.check_random_baseline(expected, boxes, size)
-    assert lesson06.check_random_baseline(np.float32(expected), boxes, size, tolerance=3)
-    unclipped = boxes + np.array([-3, -3, 3, 3])
-    unclipped_areas = (unclipped[:, 2] - unclipped[:, 0]) * (unclipped[:, 3] - unclipped[:, 1])
-    grown = np.clip(unclipped, 0, size)
-    areas = (grown[:, 2] - grown[:, 0]) * (grown[:, 3] - grown[:, 1])
-    twice = np.clip(boxes + np.array([-6, -6, 6, 6]), 0, size)
+    assert_not_done(lesson06.check_random_baseline(lambda b, s, t: TODO, boxes, size))
+    assert lesson06.check_random_baseline(_baseline, boxes, size)
+    assert lesson06.check_random_baseline(
+        lambda b, s, t: np.float32(_baseline(b, s, t)), boxes, size, tolerance=3
+    )
+    # Any numpy route to the same formula passes, the package's baseline of grown boxes too.
+    assert lesson06.check_random_baseline(
+        lambda b, s, t: metrics.random_baseline(np.clip(b + np.array([-t, -t, t, t]), 0, s), s),
+        boxes,
+        size,
+    )
+
+
+def test_check_random_baseline_refuses_a_number_or_a_constant(boxes_case):
+    boxes, size, expected = boxes_case
+    # A value copied from an output is refused: the check wants the function.
+    assert_wrong(lesson06.check_random_baseline(expected, boxes, size), expected, "function itself")
+    # A function that ignores its arguments is right for the lesson's boxes only.
+    constant = lesson06.check_random_baseline(lambda b, s, t: expected, boxes, size)
+    assert_wrong(constant, expected, "same number for other boxes")
+    uses_globals = lesson06.check_random_baseline(
+        lambda b, s, t: _baseline(boxes, size, 3), boxes, size
+    )
+    assert_wrong(uses_globals, expected, "its arguments")
+    # The package's tolerant baseline would do the exercise: refused, and left unpatched.
+    original = metrics.random_baseline
+    package = lesson06.check_random_baseline(
+        lambda b, s, t: metrics.random_baseline(b, s, tolerance=t), boxes, size
+    )
+    assert_wrong(package, expected, "does the exercise for you")
+    assert metrics.random_baseline is original
+
+
+def test_check_random_baseline_near_misses(boxes_case):
+    boxes, size, expected = boxes_case
+
+    def unclipped(b, s, t):
+        grown = np.asarray(b) + np.array([-t, -t, t, t])
+        return float(np.mean((grown[:, 2] - grown[:, 0]) * (grown[:, 3] - grown[:, 1]))) / s**2
+
+    def areas(b, s, t):
+        grown = np.clip(np.asarray(b) + np.array([-t, -t, t, t]), 0, s)
+        return (grown[:, 2] - grown[:, 0]) * (grown[:, 3] - grown[:, 1])
+
     wrong = [
-        (metrics.random_baseline(boxes, size), "without the tolerance"),
-        (unclipped_areas.mean() / size**2, "Clip"),
-        (np.mean((twice[:, 2] - twice[:, 0]) * (twice[:, 3] - twice[:, 1])) / size**2, "wrong"),
-        (areas.mean(), "area in pixels"),
-        (areas.mean() / size, "side"),
-        (1 - expected, "missing"),
-        (expected * 1.5, "average over the images"),
-        (3.0, "between 0 and 1"),
-        ("a lot", "one number"),
+        (lambda b, s, t: metrics.random_baseline(b, s), "without the tolerance"),
+        (unclipped, "Clip"),
+        (lambda b, s, t: _baseline(b, s, 2 * t), "wrong amount"),
+        (lambda b, s, t: float(areas(b, s, t).mean()), "area in pixels"),
+        (lambda b, s, t: float(areas(b, s, t).mean()) / s, "side"),
+        (lambda b, s, t: 1 - _baseline(b, s, t), "missing"),
+        (lambda b, s, t: 1.5 * _baseline(b, s, t), "average over the images"),
+        (lambda b, s, t: 3.0, "between 0 and 1"),
+        (lambda b, s, t: "a lot", "one number"),
+        (lambda b, s: 0.1, "raised TypeError"),
     ]
-    for answer, phrase in wrong:
-        assert_wrong(lesson06.check_random_baseline(answer, boxes, size), expected, phrase)
+    for function, phrase in wrong:
+        result = lesson06.check_random_baseline(function, boxes, size)
+        assert_wrong(result, expected, phrase)
 
 
 @pytest.fixture

@@ -360,35 +360,41 @@ def check_map_moved(
     )
 
 
-#: The end-of-lesson concept questions.
+#: The end-of-lesson concept questions: each asks to transfer, predict or compute, not to
+#: repeat a sentence of the lesson.
 QUIZ = Quiz(
     [
         Question(
-            "1. The network scored 97 % on the marked test set. Why did that test set not "
-            "reveal the shortcut?",
+            "1. A pneumonia detector scores 95 % on a test set of chest X-rays from the same "
+            "three hospitals as its training images. A colleague says the score shows that it "
+            "reads the lungs. What do you reply?",
             choices=(
-                "it was too small to measure accuracy reliably",
-                "its images carried the same marks as the training images, so the shortcut worked "
-                "on it too",
-                "accuracy is the wrong measure for ten classes",
-                "the network had overfitted the training set",
+                "agreed: 95 % cannot be reached without reading the lungs",
+                "the test images share whatever marks each hospital puts on its images, so a "
+                "hospital shortcut would score just as well; test on another hospital's images "
+                "or intervene",
+                "95 % is too low to conclude anything",
+                "accuracy on any test set can never reveal a shortcut",
             ),
             answer=1,
-            explanation="a test set drawn from the same sources shares their shortcut; only "
-            "data without it (clean images) or an intervention exposes it.",
+            explanation="like the marked test set here (97 %), a test set from the same sources "
+            "shares their shortcut. Data without it (another hospital: our clean test set) or "
+            "an intervention can expose it, as Zech et al. (2018) found for hospital tokens.",
         ),
         Question(
-            "2. Which test needs no clean data at all, only a suspicion?",
+            "2. You suspect that a 'ship' classifier relies on water, and you have no photos of "
+            "ships out of water. Which experiment tests the suspicion?",
             choices=(
-                "a counterfactual test: stamp the suspect feature on images that should not have "
-                "it and watch the prediction",
-                "the accuracy on a clean test set",
-                "the training loss curve",
-                "the pointing game",
+                "paste water behind photos of other objects (cars, animals) and see whether "
+                "they become 'ship'",
+                "measure the accuracy on more ship photos",
+                "train the classifier for longer",
+                "play the pointing game on ship photos with boxes around the ships",
             ),
             answer=0,
-            explanation="stamping the 5's dots on 3s turned them into 5s: the prediction "
-            "followed the feature, and no clean data were needed.",
+            explanation="a counterfactual test needs only the suspect feature: add it where it "
+            "does not belong and watch the prediction, as stamping the 5's dots on 3s did. More "
+            "ship photos carry the same water.",
         ),
         Question(
             "3. A map spread evenly over a 28 x 28 image puts what percentage of its total "
@@ -399,45 +405,42 @@ QUIZ = Quiz(
             "area share means the map concentrates there.",
         ),
         Question(
-            "4. Why did conv2 localise the 8 x 8 corner better than conv3?",
-            choices=(
-                "conv2's features are more abstract",
-                "conv2 has more channels than conv3",
-                "conv2's map is finer: each cell covers 2 x 2 pixels instead of 4 x 4",
-                "the marks do not reach conv3",
-            ),
-            answer=2,
-            explanation="a map cannot localise anything smaller than its cells; conv3 still "
-            "saw the marks (its share was far above even), only more blurred.",
+            "4. ResNet-50's last convolutional layer gives a 7 x 7 map for a 224 x 224 photo. "
+            "How many pixels apart are the centres of two neighbouring cells (a number)?",
+            answer=32,
+            tolerance=0.5,
+            explanation="224 / 7 = 32. A copyright tag 20 pixels wide is smaller than one "
+            "cell, so that map cannot separate the tag from the object beside it; look at an "
+            "earlier, finer layer too, as conv2 did here.",
         ),
         Question(
-            "5. The stroke-mark network needs its marks completely, yet less than half of "
-            "its map sits in the corner. What explains this best?",
+            "5. Which mark would you expect to hide best in the Grad-CAM map of a digit "
+            "classifier that depends on it (the smallest share of the map in the corner)?",
             choices=(
-                "the network ignores the marks",
-                "the stroke marks are larger than the textures",
-                "the ReLU removes the corner from the map",
-                "Grad-CAM gives each channel one weight for the whole image, and the channels "
-                "that respond to a white stroke respond to the digit's strokes too",
+                "a checkerboard texture",
+                "a short white bar, like a piece of a pen stroke",
+                "a pattern of isolated dots",
+                "all three equally: the network needs each of them",
             ),
-            answer=3,
-            explanation="the channels that carry the mark also fire on the digit, so the "
-            "map spreads over both; a texture has channels of its own. A map on the object "
-            "does not clear a model.",
+            answer=1,
+            explanation="Grad-CAM gives each channel one weight for the whole image. A bar "
+            "excites the same stroke channels as the digit's own strokes, so its weight lights "
+            "up the digit too; a texture unlike any digit can have corner-only channels.",
         ),
         Question(
-            "6. In exercise 4 the marks stay in the training data, on random images of every "
-            "class. Why does the shortcut disappear?",
+            "6. Instead of exercise 4's design, you stamp the checker mark on a random half of "
+            "the 2s and on no other class. Does the shortcut disappear?",
             choices=(
-                "a mark no longer says anything about the label, so relying on it cannot lower "
-                "the training loss",
-                "the marks are too faint to be learned",
-                "random positions hide the marks from the convolutions",
-                "the network is retrained for more epochs",
+                "yes: half of the 2s carry no mark, so the network must learn the digit",
+                "no: a checker still occurs only on 2s, so it still predicts the label wherever "
+                "it appears",
+                "yes: random choice removes every correlation",
+                "no: the mark is in the same corner as before, which is what matters",
             ),
-            answer=0,
-            explanation="a shortcut is a feature that predicts the label; once every class "
-            "carries each mark equally often, it predicts nothing.",
+            answer=1,
+            explanation="what matters is what a mark says about the label. Here a checker "
+            "still means '2' with certainty, so relying on it still lowers the training loss "
+            "on the marked half; exercise 4 puts every mark on every class equally often.",
         ),
         Question(
             "7. After the fix the corner share fell to a few per cent. What does this show?",
