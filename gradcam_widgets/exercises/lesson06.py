@@ -14,11 +14,14 @@ import numpy as np
 
 from .. import _core, metrics
 from ..backends import is_tensor, to_numpy
-from . import TODO, Feedback, Question, Quiz, as_number, feedback, is_todo
+from ..metrics.randomisation import rank_correlation as _rank_correlation
+from . import TODO, Feedback, Question, Quiz, as_number, feedback, is_todo, watch_calls
 
 __all__ = [
     "MYSTERY",
+    "BLOBS",
     "MYSTERY_BUGS",
+    "HiddenBlobs",
     "Mystery",
     "QUIZ",
     "TODO",
@@ -29,6 +32,7 @@ __all__ = [
     "check_rank_correlation",
     "features_and_gradients",
     "guided_verdict",
+    "make_hidden_blobs",
     "make_mystery",
     "mystery_gradcam",
 ]
@@ -190,44 +194,114 @@ def check_random_baseline(
     )
 
 
-def check_rank_correlation(answer: Any, first: np.ndarray, second: np.ndarray) -> Feedback:
-    """Exercise 2: Spearman's rank correlation of two maps, by hand.
+def _right_without_ties(function: Any) -> bool:
+    """Whether the learner's function is right on maps without a single tie."""
+    rng = np.random.default_rng(11)
+    a, b = rng.random((5, 6)), rng.random((5, 6))
+    try:
+        value = as_number(function(a.copy(), b.copy()))
+    except Exception:  # noqa: BLE001 - the learner's code may raise anything
+        return False
+    return value is not None and _near(value, metrics.rank_correlation(a, b), 1e-4)
+
+
+def _rank_cases() -> list[tuple[np.ndarray, np.ndarray]]:
+    """Made-up map pairs with many tied zeros (as after a ReLU) and other shapes."""
+    rng = np.random.default_rng(7)
+    first = np.maximum(rng.normal(size=(6, 5)), 0.0)
+    second = np.maximum(first + rng.normal(scale=0.8, size=(6, 5)), 0.0)
+    third = rng.random((4, 9))
+    return [(first, second), (third, third**3 + 0.1 * rng.random((4, 9)))]
+
+
+def check_rank_correlation(function: Any, first: np.ndarray, second: np.ndarray) -> Feedback:
+    """Exercise 3: Spearman's rank correlation of two maps, by hand.
+
+    The learner writes ``function(a, b)`` for two maps of the same shape; the check calls it
+    on the lesson's maps and on made-up ones with many ties, and refuses
+    ``metrics.rank_correlation``, which would do the work.
 
     Args:
-        answer: the learner's correlation, between -1 and 1.
+        function: the learner's ``my_spearman(a, b) -> float``.
         first: a map.
         second: a map of the same shape.
     """
-    if is_todo(answer):
-        return feedback(None, "replace TODO with your rank correlation, then run this cell.")
-    value = as_number(answer)
-    if value is None:
-        return feedback(False, f"expected one number, got {type(answer).__name__}.")
-    a = np.asarray(first, dtype=np.float64).ravel()
-    b = np.asarray(second, dtype=np.float64).ravel()
-    expected = metrics.rank_correlation(a, b)
-    if _near(value, expected, 1e-4):
-        return feedback(
-            True,
-            "this is Spearman's rank correlation: the Pearson correlation of the ranks. It "
-            "ignores how large the values are and compares only their order.",
-        )
-    if _near(value, float(np.corrcoef(a, b)[0, 1]), 1e-4):
+    if is_todo(function):
+        return feedback(None, "write my_spearman in place of TODO, then run this cell.")
+    if not callable(function):
         return feedback(
             False,
-            "this is the correlation of the values themselves (Pearson's). Replace each value "
-            "by its rank first.",
+            "pass the function itself (my_spearman), not a number: the check calls it on "
+            "other maps too.",
         )
-    if _near(value, 1.0 - expected, 1e-4):
-        return feedback(False, "this is one minus the correlation.")
-    if _near(value, expected**2, 1e-4):
-        return feedback(False, "this is the square of the correlation; keep its sign.")
-    if not -1.0 <= value <= 1.0:
-        return feedback(False, "a correlation lies between -1 and 1.")
+    if function in (metrics.rank_correlation, _rank_correlation):
+        return feedback(
+            False,
+            "metrics.rank_correlation does the exercise for you. Rank with "
+            "scipy.stats.rankdata and correlate with np.corrcoef.",
+        )
+    lesson = (np.asarray(first, dtype=np.float64), np.asarray(second, dtype=np.float64))
+    answers: list[float] = []
+    for index, (a, b) in enumerate([lesson, *_rank_cases()]):
+        try:
+            with watch_calls(metrics, "rank_correlation") as calls:
+                result = function(a.copy(), b.copy())
+        except Exception as error:  # noqa: BLE001 - the learner's code may raise anything
+            return feedback(False, f"your function raised {type(error).__name__}: {error}")
+        if calls:
+            return feedback(
+                False,
+                "metrics.rank_correlation does the exercise for you. Rank with "
+                "scipy.stats.rankdata and correlate with np.corrcoef.",
+            )
+        if is_todo(result):
+            return feedback(None, "replace the TODO in the function's body, then run this cell.")
+        value = as_number(result)
+        if value is None:
+            return feedback(
+                False,
+                f"the function should return one number, got {type(result).__name__} (take "
+                "np.corrcoef(...)[0, 1]).",
+            )
+        answers.append(value)
+        x, y = a.ravel(), b.ravel()
+        expected = metrics.rank_correlation(x, y)
+        if _near(value, expected, 1e-4):
+            continue
+        if index > 0 and _near(value, answers[0], 1e-9):
+            return feedback(
+                False,
+                "right for the lesson's maps, but the function returns the same number for "
+                "other maps. Compute from its arguments.",
+            )
+        hint = "not the value the check finds."
+        if _near(value, float(np.corrcoef(x, y)[0, 1]), 1e-4):
+            hint = (
+                "this is the correlation of the values themselves (Pearson's). Replace each "
+                "value by its rank first."
+            )
+        elif _right_without_ties(function):
+            hint = (
+                "tied values got different ranks (maps after a ReLU have many tied zeros). "
+                "Tied values share the average of their ranks (scipy.stats.rankdata does this)."
+            )
+        elif _near(value, 1.0 - expected, 1e-4):
+            hint = "this is one minus the correlation."
+        elif _near(value, expected**2, 1e-4):
+            hint = "this is the square of the correlation; keep its sign."
+        elif not -1.0 <= value <= 1.0:
+            hint = "a correlation lies between -1 and 1."
+        else:
+            hint += (
+                " Flatten both maps, rank each with scipy.stats.rankdata, and take "
+                "np.corrcoef of the two rank arrays ([0, 1])."
+            )
+        where = "the lesson's maps" if index == 0 else f"made-up {a.shape} maps with ties"
+        return feedback(False, f"for {where}: {hint}")
     return feedback(
-        False,
-        "not the value the check finds. Flatten both maps, rank each with "
-        "scipy.stats.rankdata, and take np.corrcoef of the two rank arrays ([0, 1]).",
+        True,
+        "this is Spearman's rank correlation: the Pearson correlation of the ranks. It "
+        "ignores how large the values are and compares only their order.",
     )
 
 
@@ -505,6 +579,83 @@ def _plus_plus_slips(a: np.ndarray, g: np.ndarray) -> list[tuple[np.ndarray, str
     ]
 
 
+#: The three blobs of :func:`make_hidden_blobs`: (top, left, bottom, right), ends excluded.
+BLOBS = {"A": (1, 1, 3, 3), "B": (1, 8, 3, 10), "C": (8, 4, 10, 6)}
+
+
+class HiddenBlobs:
+    """Exercise 6: a hand-set network in which one of three blobs counts against class 0.
+
+    Attributes:
+        model: ``Conv2d(1, 1, 1)`` (the identity) -> ``Flatten`` -> ``Linear(144, 2)``;
+            class 0's weight is +1 on two blobs and negative on the third.
+        image: float32 ``(12, 12)``, ink 1 on the three blobs.
+        boxes: :data:`BLOBS`.
+    """
+
+    def __init__(self, against: str, weight: float) -> None:
+        import torch
+        from torch import nn
+
+        self._against = against
+        self.boxes = dict(BLOBS)
+        self.image = np.zeros((12, 12), dtype=np.float32)
+        weights = torch.zeros(2, 12, 12)
+        for name, (top, left, bottom, right) in BLOBS.items():
+            self.image[top:bottom, left:right] = 1.0
+            weights[0, top:bottom, left:right] = -weight if name == against else 1.0
+        self.model = nn.Sequential(nn.Conv2d(1, 1, kernel_size=1), nn.Flatten(), nn.Linear(144, 2))
+        with torch.no_grad():
+            self.model[0].weight.fill_(1.0)
+            self.model[0].bias.zero_()
+            self.model[2].weight.copy_(weights.reshape(2, 144))
+            self.model[2].bias.zero_()
+
+    def check(self, answer: Any) -> Feedback:
+        """Mark the learner's blob ("A", "B" or "C"): the one that counts against class 0."""
+        if is_todo(answer):
+            return feedback(None, "put the blob's letter in place of TODO, then run this cell.")
+        letter = str(answer).strip().strip("'\"").upper() if isinstance(answer, str) else None
+        if letter not in BLOBS:
+            return feedback(False, "answer with one of the blob names 'A', 'B' or 'C'.")
+        if letter == self._against:
+            return feedback(
+                True,
+                f"erasing blob {letter} raises the score of class 0: it counts against the "
+                "class, though Grad-CAM painted it as hot as the others. Only the intervention "
+                "(or HiResCAM) tells them apart.",
+            )
+        return feedback(
+            False,
+            f"erase blob {letter} (set its pixels to 0 in a copy of the image) and compare "
+            "gw.predict's score of class 0 with the original's: does it rise or fall?",
+        )
+
+    def __repr__(self) -> str:
+        return "HiddenBlobs(model, image, boxes: A, B, C)"
+
+
+def make_hidden_blobs(against: str | None = None) -> HiddenBlobs:
+    """The network of exercise 6, with the blob that counts against class 0 hidden.
+
+    Without ``against`` the blob (and its weight, between -1.2 and -1.8) is drawn at random
+    from the operating system's entropy, so reading this source does not tell which; the
+    learner finds it by occlusion. Every weight keeps the channel's average gradient
+    positive (``(8 - 4w) / 144 > 0``), so Grad-CAM paints the three blobs alike.
+
+    Args:
+        against: "A", "B" or "C" (tests and teachers), or None to draw one.
+    """
+    import secrets
+
+    if against is None:
+        against = sorted(BLOBS)[secrets.randbelow(len(BLOBS))]
+    if against not in BLOBS:
+        raise ValueError(f"against must be one of {sorted(BLOBS)}, got {against!r}.")
+    weight = 1.2 + 0.6 * secrets.randbelow(1000) / 1000
+    return HiddenBlobs(against, weight)
+
+
 #: The classic mistakes :func:`make_mystery` can hide, in the order of the question's choices.
 MYSTERY_BUGS = ("softmax", "batch", "target", "no-relu")
 
@@ -725,20 +876,19 @@ QUIZ = Quiz(
             "leaves nothing, although A still counts for class 0. HiResCAM would still show A.",
         ),
         Question(
-            "6. With every layer randomised, Guided Backpropagation's maps still had a rank "
-            "correlation of about 0.3 to 0.5 with the trained network's maps, while Grad-CAM's "
-            "were near 0. What can the two Guided Backpropagation maps have in common?",
+            "6. A 'saliency method' returns the absolute value of the input image and never "
+            "calls the model. What does its cascading randomisation curve look like?",
             choices=(
-                "the class: both explain the same class",
-                "the image's own structure (its ink and edges), which the method reproduces "
-                "whatever the weights are",
-                "some trained weights that survived the randomisation",
-                "the softmax, which randomisation does not change",
+                "1.0 at every step: randomising the weights cannot change it",
+                "it falls to about 0 at the first step",
+                "it falls step by step, like Grad-CAM's",
+                "it cannot be computed without gradients",
             ),
-            answer=1,
-            explanation="no trained weight is left at that step, so whatever the maps share "
-            "comes from the image. Both resemble the edge map, which looks only at the image; "
-            "that shared part is what keeps their correlation up.",
+            answer=0,
+            explanation="a map that never calls the model cannot change when the model does: "
+            "its curve stays at 1, like the edge detector's. A high curve is the failure the "
+            "test looks for, and Guided Backpropagation's stayed high while the top layers were "
+            "random because it, too, largely redraws the image.",
         ),
         Question(
             "7. Deletion replaces the top-ranked pixels with black (0) first. Our canvases "
@@ -757,17 +907,20 @@ QUIZ = Quiz(
             "the curve correctly calls this map unfaithful.",
         ),
         Question(
-            "8. Enlarging every box by a tolerance of 3 pixels raised Grad-CAM's pointing "
-            "score. What must a fair comparison do?",
+            "8. A paper reports that its maps hit the box in 90 % of images with a tolerance "
+            "of 5 pixels, against 4 % for a random point (computed without a tolerance). What "
+            "does this comparison show?",
             choices=(
-                "nothing: a higher score is better",
-                "give the baselines the same tolerance, since it raises their scores too",
-                "shrink the boxes for the baselines",
-                "use a smaller canvas",
+                "the maps beat chance by more than 20 times",
+                "too little: the random point must be scored with the same 5-pixel tolerance "
+                "(grown boxes) before the two can be compared",
+                "nothing: a random point cannot be a baseline",
+                "that the tolerance should be 0 for the maps too, but not for the random point",
             ),
             answer=1,
-            explanation="a larger target helps every pointer, chance included; only scores "
-            "at the same tolerance can be compared.",
+            explanation="a tolerance enlarges every target, for chance too: on our canvases "
+            "3 pixels raised the random point from about 6 % to about 15 %. Only scores at "
+            "the same tolerance compare.",
         ),
     ]
 )
