@@ -202,7 +202,8 @@ def check_corner_share(function: Any, heat: np.ndarray, box: tuple[int, int, int
             "metrics.region_share does the exercise for you. Slice, sum and divide with numpy.",
         )
     lesson = np.maximum(np.asarray(heat, dtype=np.float64), 0.0)
-    cases = [(lesson, tuple(int(v) for v in box)), *_made_up_maps()]
+    top, left, bottom, right = (int(v) for v in box)
+    cases = [(lesson, (top, left, bottom, right)), *_made_up_maps()]
     answers: list[float] = []
     for index, (case_heat, case_box) in enumerate(cases):
         try:

@@ -112,11 +112,11 @@ def _watch_tolerant_baseline() -> Iterator[list[float]]:
             calls.append(tolerance)
         return original(boxes, image_size, tolerance)
 
-    metrics.random_baseline = watched  # type: ignore[assignment]
+    metrics.random_baseline = watched
     try:
         yield calls
     finally:
-        metrics.random_baseline = original  # type: ignore[assignment]
+        metrics.random_baseline = original
 
 
 def check_random_baseline(
