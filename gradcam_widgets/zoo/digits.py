@@ -26,11 +26,8 @@ The builders are in :mod:`.digits_keras` (:func:`keras_gap_net`, :func:`keras_le
 they are reachable from here too (``digits.keras_gap_net``), imported on first use: a
 Keras lesson never imports torch and a PyTorch lesson never imports TensorFlow.
 
-Every builder and trainer takes a ``seed``: the same seed gives the same initial weights
-and the same order of training batches. The builders and :func:`train_torch` touch no
-global random state; :func:`train_keras` still seeds Keras's global state for its
-shuffling (``keras.utils.set_random_seed``), because the lessons' Keras results depend on
-that order.
+Every builder and trainer takes a ``seed`` and touches no global random state: the same
+seed gives the same initial weights and the same order of training batches.
 """
 
 from __future__ import annotations
@@ -58,17 +55,17 @@ __all__ = [
     "CLASS_NAMES",
     "SIZE",
     "LayerSpec",
-    "to_keras_input",
-    "to_torch_input",
+    "accuracy",
     "keras_gap_net",
     "keras_lecture_cnn",
-    "train_keras",
+    "predict_classes",
+    "to_keras_input",
+    "to_torch_input",
+    "torch_from_keras",
     "torch_gap_net",
     "torch_lecture_cnn",
+    "train_keras",
     "train_torch",
-    "torch_from_keras",
-    "accuracy",
-    "predict_classes",
 ]
 
 #: Names of the ten classes, index ``d`` is the digit ``d``.
