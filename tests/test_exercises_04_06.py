@@ -162,7 +162,8 @@ def test_check_corner_share_wrong_paths(share_case):
         assert_wrong(lesson05.check_corner_share(function, heat, box), expected, phrase)
     with np.errstate(invalid="ignore", divide="ignore"):
         result = lesson05.check_corner_share(no_zero_guard, heat, box)
-    assert result.passed is False and "defined as 0" in result.message
+    assert result.passed is False
+    assert "defined as 0" in result.message
 
 
 # ----------------------------------------------------------------------------- lesson 06
@@ -312,7 +313,8 @@ def test_hidden_blobs(against):
     image = blobs.image[None, None]
     maps = gw.gradcam(blobs.model, image, target=0, layer="0")[0]
     heat = [maps[t:b, left:r].mean() for t, left, b, r in blobs.boxes.values()]
-    assert np.allclose(heat, heat[0]) and heat[0] > 0  # Grad-CAM paints the three alike
+    assert np.allclose(heat, heat[0])
+    assert heat[0] > 0
     before = gw.predict(blobs.model, image)[0, 0]
     for name, (top, left, bottom, right) in blobs.boxes.items():  # a second computation
         erased = blobs.image.copy()
@@ -321,12 +323,26 @@ def test_hidden_blobs(against):
         assert (change > 0) == (name == against)
     assert_not_done(blobs.check(TODO))
     right = blobs.check(against.lower())
-    assert right and "against" in right.message
+    assert right
+    assert "against" in right.message
     for wrong in set("ABC") - {against}:
         result = blobs.check(wrong)
-        assert result.passed is False and "erase blob" in result.message
+        assert result.passed is False
+        assert "erase blob" in result.message
     assert_wrong(blobs.check("D"), [], "'A', 'B' or 'C'")
     assert_wrong(blobs.check(1), [], "'A', 'B' or 'C'")
+
+
+def test_hidden_blobs_scores_never_look_like_probabilities(monkeypatch):
+    """The weight whose score pair would be (1, 0) without class 1's bias: still accepted."""
+    pytest.importorskip("torch")
+    import secrets
+
+    import gradcam_widgets as gw
+
+    monkeypatch.setattr(secrets, "randbelow", lambda n: 917 if n == 1000 else 0)  # w = 1.7502
+    blobs = lesson06.make_hidden_blobs()
+    assert gw.gradcam(blobs.model, blobs.image[None, None], target=0, layer="0").max() > 0
 
 
 def test_hidden_blobs_are_drawn_at_random():
@@ -488,8 +504,13 @@ def test_colleague_gradcam_and_diagnosis(photo_case):
     assert_not_done(lesson04.check_diagnosis(TODO))
     assert lesson04.check_diagnosis("b")
     assert lesson04.check_diagnosis("(B)")
-    for letter, phrase in [("a", "one image alone"), ("c", "smallest"), ("d", "shapes"),
-                           ("e", "kernel"), ("f", "letters")]:
+    for letter, phrase in [
+        ("a", "one image alone"),
+        ("c", "smallest"),
+        ("d", "shapes"),
+        ("e", "kernel"),
+        ("f", "letters"),
+    ]:
         assert_wrong(lesson04.check_diagnosis(letter), [], phrase)
 
 

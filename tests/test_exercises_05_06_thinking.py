@@ -300,7 +300,8 @@ def test_each_mystery_has_its_own_fingerprint():
     # one image alone / a batch / another class / negative values
     assert fingerprints["batch"] == (True, False, False, False)
     assert fingerprints["target"] == (True, True, False, False)
-    assert fingerprints["no-relu"][3] and not fingerprints["no-relu"][0]
+    assert fingerprints["no-relu"][3]
+    assert not fingerprints["no-relu"][0]
     assert fingerprints["softmax"] == (False, False, False, False)
     assert len(set(fingerprints.values())) == len(lesson06.MYSTERY_BUGS)
 
@@ -357,7 +358,8 @@ def test_mystery_question(bug):
     right = "abcd"[lesson06.MYSTERY_BUGS.index(bug)]
     assert question.check(TODO).passed is None
     result = question.check(right)
-    assert result and result.message == lesson06._MYSTERY_EXPLANATIONS[bug]
+    assert result
+    assert result.message == lesson06._MYSTERY_EXPLANATIONS[bug]
     for wrong in "abcd":
         if wrong == right:
             continue
@@ -369,7 +371,8 @@ def test_mystery_question(bug):
         assert lesson06._MYSTERY_EXPLANATIONS[bug] not in result.message
     assert not question.check("e")
     shown = repr(question) + question._repr_markdown_()
-    assert "Which mistake" in shown and lesson06._MYSTERY_EXPLANATIONS[bug] not in shown
+    assert "Which mistake" in shown
+    assert lesson06._MYSTERY_EXPLANATIONS[bug] not in shown
 
 
 def test_guided_verdict():
@@ -422,7 +425,8 @@ def test_quiz_numbers():
     assert lesson06.QUIZ.check(2, spearmanr(first, second)[0])
     pearson = float(np.corrcoef(first, second)[0, 1])
     assert not lesson06.QUIZ.check(2, pearson)  # the values' correlation, not the ranks'
-    assert "0.82" in lesson06.QUIZ[2].explanation and round(pearson, 2) == 0.82
+    assert "0.82" in lesson06.QUIZ[2].explanation
+    assert round(pearson, 2) == 0.82
 
 
 def test_quiz_two_blob_variant():

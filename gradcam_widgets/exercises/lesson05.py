@@ -209,7 +209,7 @@ def check_corner_share(function: Any, heat: np.ndarray, box: tuple[int, int, int
         try:
             with watch_calls(metrics, "region_share") as calls:
                 result = function(case_heat.copy(), case_box)
-        except Exception as error:  # noqa: BLE001 - the learner's code may raise anything
+        except Exception as error:
             return feedback(False, f"your function raised {type(error).__name__}: {error}")
         if calls:
             return feedback(

@@ -18,13 +18,13 @@ from ..metrics.randomisation import rank_correlation as _rank_correlation
 from . import TODO, Feedback, Question, Quiz, as_number, feedback, is_todo, watch_calls
 
 __all__ = [
-    "MYSTERY",
     "BLOBS",
+    "MYSTERY",
     "MYSTERY_BUGS",
-    "HiddenBlobs",
-    "Mystery",
     "QUIZ",
     "TODO",
+    "HiddenBlobs",
+    "Mystery",
     "check_gradcam_plus_plus",
     "check_hirescam",
     "check_occlusion",
@@ -152,7 +152,7 @@ def check_random_baseline(
         try:
             with _watch_tolerant_baseline() as calls:
                 result = function(case_boxes.copy(), size, grow)
-        except Exception as error:  # noqa: BLE001 - the learner's code may raise anything
+        except Exception as error:
             return feedback(False, f"your function raised {type(error).__name__}: {error}")
         if calls:
             return feedback(
@@ -200,7 +200,7 @@ def _right_without_ties(function: Any) -> bool:
     a, b = rng.random((5, 6)), rng.random((5, 6))
     try:
         value = as_number(function(a.copy(), b.copy()))
-    except Exception:  # noqa: BLE001 - the learner's code may raise anything
+    except Exception:
         return False
     return value is not None and _near(value, metrics.rank_correlation(a, b), 1e-4)
 
@@ -246,7 +246,7 @@ def check_rank_correlation(function: Any, first: np.ndarray, second: np.ndarray)
         try:
             with watch_calls(metrics, "rank_correlation") as calls:
                 result = function(a.copy(), b.copy())
-        except Exception as error:  # noqa: BLE001 - the learner's code may raise anything
+        except Exception as error:
             return feedback(False, f"your function raised {type(error).__name__}: {error}")
         if calls:
             return feedback(
@@ -588,7 +588,8 @@ class HiddenBlobs:
 
     Attributes:
         model: ``Conv2d(1, 1, 1)`` (the identity) -> ``Flatten`` -> ``Linear(144, 2)``;
-            class 0's weight is +1 on two blobs and negative on the third.
+            class 0's weight is +1 on two blobs and negative on the third; class 1 is the
+            constant -1.
         image: float32 ``(12, 12)``, ink 1 on the three blobs.
         boxes: :data:`BLOBS`.
     """
@@ -609,7 +610,9 @@ class HiddenBlobs:
             self.model[0].weight.fill_(1.0)
             self.model[0].bias.zero_()
             self.model[2].weight.copy_(weights.reshape(2, 144))
-            self.model[2].bias.zero_()
+            # class 1 scores -1 whatever the image: a negative score keeps the pair of scores
+            # from ever looking like probabilities (which the engine would refuse)
+            self.model[2].bias.copy_(torch.tensor([0.0, -1.0]))
 
     def check(self, answer: Any) -> Feedback:
         """Mark the learner's blob ("A", "B" or "C"): the one that counts against class 0."""
