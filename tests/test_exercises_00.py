@@ -94,7 +94,10 @@ def test_quiz_has_five_to_eight_questions_with_explanations():
         right = question.answer if not question.choices else "abcdefgh"[int(question.answer)]
         assert question.check(right)
         assert question.check(TODO).passed is None
-    assert lesson00.QUIZ.check(6, 32) and not lesson00.QUIZ.check(6, 7)
+    assert lesson00.QUIZ.check(2, 7.39) and lesson00.QUIZ.check(2, 7.4)
+    assert not lesson00.QUIZ.check(2, 2.0)  # the gap itself, not the factor
+    assert not lesson00.QUIZ.check(2, 1.5)  # the ratio of the scores
+    assert lesson00.QUIZ.check(4, 16) and not lesson00.QUIZ.check(4, 4)  # cells per side
 
 
 def test_a_printed_question_shows_no_answer():
