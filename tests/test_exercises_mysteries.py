@@ -247,3 +247,77 @@ def test_draw_mysteries_gives_different_mistakes(gradcam_net):
     first, second = lesson02.draw_mysteries(2, rng)
     assert diagnose_mystery(first, model, batch) == drawn_letter(first)
     assert lesson02.check_diagnosis("mystery_1", "a").passed is False
+
+
+# ----------------------------------------------------------------------------- the other new checks
+
+
+def test_check_row_lead():
+    rng = np.random.default_rng(0)
+    features = rng.random((7, 7, 64)).astype(np.float32)
+    weights = rng.normal(size=(64, 10)).astype(np.float32)
+    check = lesson01.check_row_lead
+    every = features.astype(np.float64) @ weights.astype(np.float64)
+    lead = (every[..., 4] - every[..., 9]) / 49
+    right = float(lead[1].sum())
+    assert check(TODO, features, weights, 4, 9, row=1).passed is None
+    assert check(right, features, weights, 4, 9, row=1)
+    assert check(np.float32(right), features[np.newaxis], weights, 4, 9, row=1)
+    wrong = {
+        -right: "wrong sign",
+        right * 49: "average",
+        float(lead.sum()): "whole map",
+        float(lead[:, 1].sum()): "column",
+        float(every[1, :, 4].sum() / 49): "one class",
+        float(lead[5].sum()): "another row",  # pixel row 5 read as a map row
+        right + 1.0: "not that number",
+    }
+    for answer, phrase in wrong.items():
+        result = check(answer, features, weights, 4, 9, row=1)
+        assert result.passed is False and phrase in result.message, (answer, result)
+        assert f"{right:.2f}" not in result.message
+    assert check(lead[1], features, weights, 4, 9, row=1).passed is False  # the row, not a number
+    assert check("1.5", features, weights, 4, 9, row=1).passed is False
+
+
+def test_check_taylor_error(gradcam_net):
+    keras = pytest.importorskip("keras")
+    model, batch = gradcam_net
+    one = batch[1:2]  # the 7
+    check = lesson02.check_taylor_error
+    # an independent computation with the model's own layers
+    names = [layer.name for layer in model.layers]
+    dense = model.get_layer("scores")
+
+    def score_from(layer, acts):
+        out = acts
+        for item in model.layers[names.index(layer) + 1 : -1]:
+            out = item(out)
+        return float((out @ dense.kernel + dense.bias).numpy()[0, 7])
+
+    result = gw.explain(model, one, [7], layer="conv2")
+    acts = result.activations["conv2"][0].transpose(1, 2, 0)[None]  # channels last again
+    grads = result.gradients[0]["conv2"][0].transpose(1, 2, 0)[None]
+    shares = float((acts * grads).sum())
+    y_image, y_zero = score_from("conv2", acts), score_from("conv2", np.zeros_like(acts))
+    right = (y_image - y_zero) - shares
+    bias = float(dense.bias.numpy()[7])
+    assert abs(y_zero - bias) > 1e-2  # at conv2, y(0) is not the bias: the near miss differs
+    assert check(TODO, model, one, 7, "conv2").passed is None
+    assert check(right, model, one, 7, "conv2")
+    wrong = {
+        -right: "wrong sign",
+        (y_image - bias) - shares: "bias",
+        shares: "shares' sum",
+        y_image - y_zero: "score's change",
+        0.0: "exact",
+        right + 0.5: "not that number",
+    }
+    for answer, phrase in wrong.items():
+        feedback = check(answer, model, one, 7, "conv2")
+        assert feedback.passed is False and phrase in feedback.message, (answer, feedback)
+    # at conv3, GAP follows: the expansion is exact and y(0) is the bias
+    assert check(0.0, model, one, 7, "conv3")
+    assert check([1.0, 2.0], model, one, 7, "conv2").passed is False
+    with pytest.raises(ValueError, match="Sequential"):
+        check(0.0, keras.Model(model.inputs, model.outputs), one, 7, "conv2")

@@ -12,7 +12,14 @@ import numpy as np
 
 from . import TODO, Feedback, Question, Quiz, as_number, feedback, is_todo
 
-__all__ = ["QUIZ", "TODO", "check_cell_size", "check_score_gap", "occlusion_outcome"]
+__all__ = [
+    "QUIZ",
+    "TODO",
+    "check_cell_size",
+    "check_map_side",
+    "check_score_gap",
+    "occlusion_outcome",
+]
 
 
 def check_cell_size(explorer: Any, answer: Any, layer: str, input_side: int) -> Feedback:
@@ -65,6 +72,66 @@ def check_cell_size(explorer: Any, answer: Any, layer: str, input_side: int) -> 
         False,
         f"not quite. The network's input is {input_side} pixels wide; the caption gives how "
         "many cells the map has across that width.",
+    )
+
+
+def check_map_side(
+    explorer: Any, answer: Any, layer: str, input_side: int, trained_side: int = 224
+) -> Feedback:
+    """Exercise 2: how many cells along a side ``layer``'s map has for a bigger input.
+
+    Each layer of a convolutional network shrinks its input by a fixed factor, its
+    stride (``trained_side`` over the map's side on the Explorer), whatever the input's
+    size; so a ``input_side`` input gives ``input_side / stride`` cells. The notebook runs
+    the network on such an input afterwards to confirm.
+
+    Args:
+        explorer: the lesson's Explorer (its maps are for a ``trained_side`` input).
+        answer: the learner's number of cells along one side.
+        layer: the layer the exercise names.
+        input_side: the side of the new, square input.
+        trained_side: the side of the Explorer's input.
+    """
+    if is_todo(answer):
+        return feedback(None, "replace TODO with a number of cells.")
+    value = as_number(answer)
+    if value is None:
+        return feedback(False, f"give one number, not {answer!r}.")
+    sides = {name: heat.shape[0] for name, heat in explorer.maps().items()}
+    if layer not in sides:
+        raise ValueError(f"{layer!r} is not on the Explorer's slider: {list(sides)}.")
+    side = sides[layer]
+    stride = trained_side / side
+    expected = input_side / stride
+    if np.isclose(value, expected, atol=0.05):
+        return feedback(
+            True,
+            "a layer shrinks its input by the same factor (its stride) whatever the input's "
+            "size, so a bigger photo gives a finer grid of cells at every layer.",
+        )
+    if np.isclose(value, side):
+        return feedback(
+            False,
+            f"that is the map's side for the {trained_side}-pixel input. The grid is not "
+            "fixed: what stays the same when the input grows?",
+        )
+    if np.isclose(value, stride):
+        return feedback(
+            False,
+            "that is how many input pixels lie between two neighbouring cells. The question "
+            "asks how many cells fit along the bigger input.",
+        )
+    if np.isclose(value, expected**2, rtol=1e-3):
+        return feedback(False, "that counts every cell of the map; give the cells along one side.")
+    for name, other in sides.items():
+        if other != side and np.isclose(value, input_side * other / trained_side, atol=0.05):
+            return feedback(
+                False, f"that would be the map of layer {name!r}. Read {layer!r}'s map size."
+            )
+    return feedback(
+        False,
+        f"not quite. First find how many input pixels one step of {layer!r}'s grid spans on "
+        f"the {trained_side}-pixel input; that step stays the same on a bigger input.",
     )
 
 

@@ -23,6 +23,7 @@ __all__ = [
     "check_class_score",
     "check_colleague",
     "check_contrast_map",
+    "check_row_lead",
     "draw_colleague",
     "occlusion_outcome",
 ]
@@ -121,6 +122,79 @@ def check_contrast_map(
     )
 
 
+def check_row_lead(
+    answer: Any, features: np.ndarray, weights: np.ndarray, first: int, second: int, row: int
+) -> Feedback:
+    """Exercise 1: how much one row of the map adds to the score gap ``y^first - y^second``.
+
+    The answer is ``(1/Z) sum_j (M^first - M^second)_{row, j}`` with
+    ``M^c = sum_k w_k^c A^k`` and ``Z = h * w``: the row's share of the difference of the two
+    scores (the biases belong to no position).
+
+    Args:
+        answer: the learner's number.
+        features: the last convolution's output for one image, ``(h, w, K)`` (a batch
+            axis of one is allowed), channels last as Keras gives it.
+        weights: the dense layer's kernel, ``(K, classes)``.
+        first: the class the lead is for.
+        second: the class it is compared with.
+        row: the row of the map the exercise names.
+    """
+    if is_todo(answer):
+        return feedback(None, "replace TODO with one number, computed from the map.")
+    if np.asarray(answer, dtype=object).size != 1:
+        return feedback(
+            False,
+            "expected one number: the row's part of the lead, not the map or the row itself.",
+        )
+    value = as_number(answer)
+    if value is None:
+        return feedback(False, f"expected a single number, got {answer!r}.")
+    maps = _one_map(features)
+    kernel = np.asarray(weights, dtype=np.float64)
+    height, width, _ = maps.shape
+    positions = height * width
+    every_class = maps @ kernel  # (h, w, classes)
+    lead = (every_class[..., first] - every_class[..., second]) / positions
+    expected = float(lead[row].sum())
+
+    def near(a: float, b: float) -> bool:
+        return bool(np.isclose(a, b, rtol=1e-3, atol=1e-3))
+
+    if near(value, expected):
+        return feedback(
+            True,
+            "each cell of (M^first - M^second) / Z is that position's part of the score gap; "
+            "a row's part is the sum of its cells. Compare it with the other rows' parts.",
+        )
+    if near(value, -expected):
+        return feedback(False, "right size, wrong sign: first class minus the second.")
+    if near(value, expected * positions):
+        return feedback(
+            False,
+            "the score is the map's average, not its sum: each cell counts 1/Z of its value.",
+        )
+    if near(value, float(lead.sum())):
+        return feedback(False, "that is the whole map's lead; the question asks about one row.")
+    if near(value, float(lead[:, row].sum())):
+        return feedback(False, "that is a column of the map. Rows run from top to bottom.")
+    for own in (every_class[..., first], every_class[..., second]):
+        if near(value, float(own[row].sum()) / positions):
+            return feedback(False, "that is one class's part alone; the lead is a difference.")
+    for other in range(height):
+        if other != row and near(value, float(lead[other].sum())):
+            return feedback(
+                False,
+                "that is another row of the map. Which map row lies over the pixel rows the "
+                "question names? The map has one row for every few pixel rows.",
+            )
+    return feedback(
+        False,
+        "not that number. Build the map of the score gap from the CAMs of the two classes, "
+        "then add up the cells of the row, each counting 1/Z.",
+    )
+
+
 def _pooled_maps(model: Any, inputs: Any, target: int) -> tuple[np.ndarray, np.ndarray]:
     """The class's CAM of one image and the model's scores, both from the package."""
     from .. import engine
@@ -187,8 +261,8 @@ def check_class_score(
         return feedback(
             True,
             "the map splits the score into one contribution per position, so switching "
-            "positions off just removes their share. No call of the model can give this "
-            "number: it changes the feature maps, not the image.",
+            "positions off just removes their share. No image you could feed the network is "
+            "known to give exactly these activations: the edit is to the feature maps.",
         )
     if near(value, score):
         return feedback(

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from . import TODO, Feedback, Question, Quiz, as_map, feedback, is_todo, maps_close
+from . import TODO, Feedback, Question, Quiz, as_map, as_number, feedback, is_todo, maps_close
 from .mysteries import Candidate, Mystery, check_mystery, draw_distinct
 
 __all__ = [
@@ -27,6 +27,7 @@ __all__ = [
     "check_diagnosis",
     "check_gradcam_function",
     "check_hirescam_function",
+    "check_taylor_error",
     "draw_mysteries",
 ]
 
@@ -311,6 +312,90 @@ def check_hirescam_function(function: Any) -> Feedback:
         True,
         "each position keeps its own gradient, so no averaging can blur two parts of a "
         "channel together; the first-order Taylor term of section 1, position by position.",
+    )
+
+
+def _score_of_switched_off_layer(model: Any, layer: str, target: int) -> float:
+    """``y^target(0)``: the rest of a Keras ``Sequential``'s score when ``layer`` outputs 0."""
+    import keras
+
+    from .. import engine
+
+    if not isinstance(model, keras.Sequential):
+        raise ValueError("this check runs the rest of a Keras Sequential model, as in the lesson.")
+    names = [item.name for item in model.layers]
+    if layer not in names:
+        raise ValueError(f"{layer!r} is not a layer of the model: {names}.")
+    shape = tuple(model.get_layer(layer).output.shape[1:])
+    rest = keras.Sequential([keras.Input(shape), *model.layers[names.index(layer) + 1 :]])
+    zeros = np.zeros((1, *shape), dtype=np.float32)
+    return float(engine.predict(rest, zeros)[0, target])  # the score before the softmax
+
+
+def check_taylor_error(answer: Any, model: Any, inputs: Any, target: int, layer: str) -> Feedback:
+    """Exercise 2b: how far the first-order expansion of Step 2 is from exact at ``layer``.
+
+    The answer is ``(y^c(A) - y^c(0)) - sum_{k,i,j} dy^c/dA^k_ij A^k_ij``: the score's change
+    when the layer is switched off, minus the sum of HiResCAM's shares (before the ReLU).
+    ``y^c(0)`` is what the rest of the network scores for an all-zero output of the layer;
+    it is the bias only when global average pooling follows the layer.
+
+    Args:
+        answer: the learner's number.
+        model: the lesson's Keras ``Sequential`` GAP network.
+        inputs: one image in the model's layout.
+        target: the class.
+        layer: the layer the exercise names.
+    """
+    if is_todo(answer):
+        return feedback(None, "replace TODO with one number.")
+    if np.asarray(answer, dtype=object).size != 1:
+        return feedback(False, "expected one number, the error of the expansion.")
+    value = as_number(answer)
+    if value is None:
+        return feedback(False, f"expected a single number, got {answer!r}.")
+    logits, acts, grads = _capture(model, inputs, layer)
+    shares = float((grads[int(target)][0] * acts[0]).sum())
+    score = float(logits[0, int(target)])
+    switched_off = _score_of_switched_off_layer(model, layer, int(target))
+    expected = (score - switched_off) - shares
+    bias = float(np.asarray(model.layers[-1].bias)[int(target)])
+    scale = max(abs(score), 1.0)
+
+    def near(a: float, b: float) -> bool:
+        return bool(abs(a - b) <= 1e-3 * scale)
+
+    if near(value, expected):
+        return feedback(
+            True,
+            "the shares account for nearly all of the change: at this layer the expansion is "
+            "close but not exact, because the network between the layer and the pooling "
+            "(ReLUs, a max-pooling) is only piecewise linear. The gap between HiResCAM and "
+            "Grad-CAM here comes from Step 3's averaging, not from Step 2.",
+        )
+    if near(value, -expected):
+        return feedback(False, "right size, wrong sign: the change of the score minus the shares.")
+    if near(value, (score - bias) - shares):
+        return feedback(
+            False,
+            "you used the bias b_c for y^c(0). That holds where global average pooling follows "
+            "the layer; here a pooling and a convolution with its own biases come first. Run "
+            "the rest of the network on an all-zero output of the layer.",
+        )
+    if near(value, shares):
+        return feedback(False, "that is the shares' sum alone; compare it with the score's change.")
+    if near(value, score - switched_off):
+        return feedback(False, "that is the score's change alone; subtract the shares from it.")
+    if near(value, 0.0):
+        return feedback(
+            False,
+            "zero would mean the expansion is exact, as at conv3. Compute both terms here.",
+        )
+    return feedback(
+        False,
+        "not that number. Three terms: y^c for the image, y^c when the layer's output is all "
+        "zero (run the rest of the network on zeros), and the sum over k, i, j of gradient "
+        "times activation at the layer.",
     )
 
 
