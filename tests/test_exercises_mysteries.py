@@ -260,9 +260,9 @@ def test_check_row_lead():
     every = features.astype(np.float64) @ weights.astype(np.float64)
     lead = (every[..., 4] - every[..., 9]) / 49
     right = float(lead[1].sum())
-    assert check(TODO, features, weights, 4, 9, row=1).passed is None
-    assert check(right, features, weights, 4, 9, row=1)
-    assert check(np.float32(right), features[np.newaxis], weights, 4, 9, row=1)
+    assert check(TODO, features, weights, 4, 9, pixel_rows=(5, 6)).passed is None
+    assert check(right, features, weights, 4, 9, pixel_rows=(5, 6))
+    assert check(np.float32(right), features[np.newaxis], weights, 4, 9, pixel_rows=(5, 6))
     wrong = {
         -right: "wrong sign",
         right * 49: "average",
@@ -273,11 +273,12 @@ def test_check_row_lead():
         right + 1.0: "not that number",
     }
     for answer, phrase in wrong.items():
-        result = check(answer, features, weights, 4, 9, row=1)
+        result = check(answer, features, weights, 4, 9, pixel_rows=(5, 6))
         assert result.passed is False and phrase in result.message, (answer, result)
         assert f"{right:.2f}" not in result.message
-    assert check(lead[1], features, weights, 4, 9, row=1).passed is False  # the row, not a number
-    assert check("1.5", features, weights, 4, 9, row=1).passed is False
+    assert check(lead[1], features, weights, 4, 9, pixel_rows=(5, 6)).passed is False  # a row
+    assert check(float(lead[0].sum()), features, weights, 4, 9, pixel_rows=(2, 3))  # map row 0
+    assert check("1.5", features, weights, 4, 9, pixel_rows=(5, 6)).passed is False
 
 
 def test_check_taylor_error(gradcam_net):

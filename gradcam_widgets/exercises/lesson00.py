@@ -198,13 +198,13 @@ QUIZ = Quiz(
     [
         Question(
             "1. Two heatmaps at `head`: one for *Egyptian cat* (79 %), one for *plastic bag* "
-            "(0.1 %). Both have their brightest cell on the cat's face. What follows?",
+            "(0.1 %). Both have their brightest cell at the same spot of the cat. What follows?",
             answer=1,
             choices=(
-                "The face holds as much evidence for *plastic bag* as for *Egyptian cat*.",
-                "Each class's evidence, however much there is, lies mostly on the face; how "
+                "That spot holds as much evidence for *plastic bag* as for *Egyptian cat*.",
+                "Each class's evidence, however much there is, lies mostly at that spot; how "
                 "much evidence each class has is in the scores, not in the colours.",
-                "The network takes the face for a plastic bag.",
+                "The network takes that part of the cat for a plastic bag.",
             ),
             explanation=(
                 "each map is scaled to its own maximum before it is coloured, so a weak class "

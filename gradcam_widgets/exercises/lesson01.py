@@ -123,13 +123,20 @@ def check_contrast_map(
 
 
 def check_row_lead(
-    answer: Any, features: np.ndarray, weights: np.ndarray, first: int, second: int, row: int
+    answer: Any,
+    features: np.ndarray,
+    weights: np.ndarray,
+    first: int,
+    second: int,
+    pixel_rows: tuple[int, ...],
+    input_side: int = 28,
 ) -> Feedback:
-    """Exercise 1: how much one row of the map adds to the score gap ``y^first - y^second``.
+    """Exercise 1: how much the map row over some pixel rows adds to ``y^first - y^second``.
 
-    The answer is ``(1/Z) sum_j (M^first - M^second)_{row, j}`` with
-    ``M^c = sum_k w_k^c A^k`` and ``Z = h * w``: the row's share of the difference of the two
-    scores (the biases belong to no position).
+    The map row is ``pixel_row * h // input_side`` (the map's grid is the input's, coarser
+    by the layer's stride), and the answer is ``(1/Z) sum_j (M^first - M^second)_{row, j}``
+    with ``M^c = sum_k w_k^c A^k`` and ``Z = h * w``: the row's part of the difference of
+    the two scores (the biases belong to no position).
 
     Args:
         answer: the learner's number.
@@ -138,7 +145,8 @@ def check_row_lead(
         weights: the dense layer's kernel, ``(K, classes)``.
         first: the class the lead is for.
         second: the class it is compared with.
-        row: the row of the map the exercise names.
+        pixel_rows: the input's pixel rows the exercise names (all under one map row).
+        input_side: the input's height in pixels.
     """
     if is_todo(answer):
         return feedback(None, "replace TODO with one number, computed from the map.")
@@ -153,6 +161,7 @@ def check_row_lead(
     maps = _one_map(features)
     kernel = np.asarray(weights, dtype=np.float64)
     height, width, _ = maps.shape
+    (row,) = {int(pixel) * height // input_side for pixel in pixel_rows}
     positions = height * width
     every_class = maps @ kernel  # (h, w, classes)
     lead = (every_class[..., first] - every_class[..., second]) / positions
@@ -186,7 +195,7 @@ def check_row_lead(
             return feedback(
                 False,
                 "that is another row of the map. Which map row lies over the pixel rows the "
-                "question names? The map has one row for every few pixel rows.",
+                "question names? The map has one row for every few pixel rows of the input.",
             )
     return feedback(
         False,
