@@ -23,10 +23,10 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _models import resnet18  # noqa: E402
-from _timing import measure, report  # noqa: E402
+from _models import resnet18
+from _timing import measure, report
 
-import gradcam_widgets as gw  # noqa: E402
+import gradcam_widgets as gw
 
 BATCH, SIZE = 8, 224
 

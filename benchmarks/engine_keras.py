@@ -22,13 +22,13 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
+import keras
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _timing import measure, report  # noqa: E402
+from _timing import measure, report
 
-import gradcam_widgets as gw  # noqa: E402
+import gradcam_widgets as gw
 
 BATCH, SIZE, LAYER = 8, 224, "conv5_block3_out"
 

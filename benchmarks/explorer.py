@@ -49,10 +49,10 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import gradcam_widgets as gw  # noqa: E402
+import gradcam_widgets as gw
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _models import resnet18  # noqa: E402  (shared with benchmarks/engine.py)
+from _models import resnet18
 
 
 def main() -> None:

@@ -11,6 +11,7 @@ Run: ``.venv/bin/python benchmarks/notebook_memory.py [notebooks/NN_name.ipynb .
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import threading
 import time
@@ -31,10 +32,8 @@ FRAMEWORKS_PROBE = (
 def _tree_rss(process: psutil.Process) -> int:
     total = 0
     for member in [process, *process.children(recursive=True)]:
-        try:
+        with contextlib.suppress(psutil.NoSuchProcess):
             total += member.memory_info().rss
-        except psutil.NoSuchProcess:
-            pass
     return total
 
 

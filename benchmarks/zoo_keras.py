@@ -30,14 +30,14 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
+import keras
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _timing import measure  # noqa: E402
+from _timing import measure
 
-import gradcam_widgets as gw  # noqa: E402
-from gradcam_widgets.backends import keras as adapter  # noqa: E402
+import gradcam_widgets as gw
+from gradcam_widgets.backends import keras as adapter
 
 MODELS = ["MobileNetV2", "DenseNet121", "ResNet50"]
 SIZE = 224

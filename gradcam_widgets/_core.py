@@ -11,11 +11,11 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = [
-    "gradcam_weights",
-    "gradcam_plus_plus_weights",
-    "weighted_sum",
     "class_activation_map",
+    "gradcam_plus_plus_weights",
+    "gradcam_weights",
     "normalize",
+    "weighted_sum",
 ]
 
 

@@ -20,7 +20,7 @@ import numpy as np
 from . import data
 from .uploads import _files, _html, read_upload
 
-__all__ = ["ExplorerApp", "FRAMEWORKS", "MODEL"]
+__all__ = ["FRAMEWORKS", "MODEL", "ExplorerApp"]
 
 #: The zoo model the app explains (offline, in both frameworks).
 MODEL = "efficientnet_lite0"

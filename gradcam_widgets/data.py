@@ -13,7 +13,7 @@ from importlib import resources
 
 import numpy as np
 
-__all__ = ["SAMPLE_IMAGES", "sample_image", "imagenet_class_names"]
+__all__ = ["SAMPLE_IMAGES", "imagenet_class_names", "sample_image"]
 
 #: Names accepted by :func:`sample_image`, with what each shows.
 SAMPLE_IMAGES: dict[str, str] = {

@@ -30,14 +30,14 @@ import numpy as np
 from .metrics.regions import CORNERS, corner_box
 
 __all__ = [
-    "load_mnist",
-    "PATTERNS",
-    "DEFAULT_MARKS",
     "CORNERS",
-    "mark_pattern",
-    "add_mark",
-    "make_shortcut_dataset",
+    "DEFAULT_MARKS",
+    "PATTERNS",
     "CanvasSet",
+    "add_mark",
+    "load_mnist",
+    "make_shortcut_dataset",
+    "mark_pattern",
     "place_digits",
 ]
 

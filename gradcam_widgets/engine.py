@@ -255,8 +255,9 @@ def _resolve_layers(
                 detail = f"its grid is {info.spatial[0]}x{info.spatial[1]}"
             raise ValueError(
                 f"layer {name!r} has output shape {info.shape}, not a spatial feature map "
-                f"({detail}); pass reshape= (a callable returning (N, C, h, w)) if it can be "
-                f"laid out as one. Candidate layers: {_listing(candidates)}."
+                f"({detail}); pass reshape= (a callable returning a map in the model's own "
+                "layout: torch (N, C, h, w), Keras (N, h, w, C)) if it can be laid out as "
+                f"one. Candidate layers: {_listing(candidates)}."
             )
     return list(dict.fromkeys(names))
 

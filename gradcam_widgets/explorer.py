@@ -16,6 +16,7 @@ view, so the picture shows where widgets do not render (GitHub, nbviewer).
 
 from __future__ import annotations
 
+import contextlib
 import html
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -36,7 +37,7 @@ from .explorer_state import (
 )
 from .render import image_from_inputs
 
-__all__ = ["Explorer", "COLORMAPS", "DISPLAY_SIZE", "image_from_inputs"]
+__all__ = ["COLORMAPS", "DISPLAY_SIZE", "Explorer", "image_from_inputs"]
 
 
 class Explorer(widgets.VBox):
@@ -392,10 +393,9 @@ class Explorer(widgets.VBox):
         """The widget, plus a PNG of the current view for viewers without widgets."""
         bundle = super()._repr_mimebundle_(**kwargs)
         if bundle is not None:
-            try:
+            # A fallback must never hide the widget.
+            with contextlib.suppress(Exception):
                 bundle["image/png"] = self.state.snapshot_png(self.settings)
-            except Exception:  # noqa: BLE001  (a fallback must never hide the widget)
-                pass
         return bundle
 
     # ----------------------------------------------------------------- drawing

@@ -148,7 +148,7 @@ def legend_html(colormap: str, width: int, peak: float | None = None) -> str:
     """A colour bar for the heatmap, in HTML, from 0 to the map's maximum (with its value)."""
     stops = colormaps[colormap](np.linspace(0.0, 1.0, 11))
     colours = ", ".join(
-        "#{:02x}{:02x}{:02x}".format(*(int(round(c * 255)) for c in rgba[:3])) for rgba in stops
+        "#{:02x}{:02x}{:02x}".format(*(int(np.rint(c * 255)) for c in rgba[:3])) for rgba in stops
     )
     top = "the map's maximum" if peak is None else f"the map's maximum, {peak:.3g}"
     return (
@@ -345,9 +345,9 @@ class ExplorerState:
             )
         if settings.contrast is not None and settings.contrast == settings.target:
             return (
-                "The contrast class is the class itself: <i>y<sup>c</sup> − y<sup>c</sup></i> "
-                "is zero, so there is nothing to show. Choose another contrast class, or "
-                "turn the contrast off."
+                "The contrast class is the class itself: "
+                "<i>y<sup>c</sup> &minus; y<sup>c</sup></i> is zero, so there is nothing to "
+                "show. Choose another contrast class, or turn the contrast off."
             )
         return ""
 

@@ -30,7 +30,7 @@ from .backends import backend_for
 from .methods import METHODS
 from .render import image_from_inputs
 
-__all__ = ["GridFigure", "layer_grid", "class_grid", "image_grid", "top_channels", "weighted_sum"]
+__all__ = ["GridFigure", "class_grid", "image_grid", "layer_grid", "top_channels", "weighted_sum"]
 
 Names = Sequence[str] | Mapping[int, str] | None
 

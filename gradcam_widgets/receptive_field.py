@@ -22,7 +22,7 @@ import numpy as np
 
 from .backends import is_model
 
-__all__ = ["Field", "grow", "receptive_fields", "measured", "near_share"]
+__all__ = ["Field", "grow", "measured", "near_share", "receptive_fields"]
 
 
 @dataclass(frozen=True)

@@ -16,14 +16,14 @@ from PIL import Image
 from ._core import normalize
 
 __all__ = [
-    "as_rgb_uint8",
-    "resize_map",
-    "colorize",
-    "blend",
-    "overlay",
-    "to_png",
-    "image_from_inputs",
     "DEFAULT_COLORMAP",
+    "as_rgb_uint8",
+    "blend",
+    "colorize",
+    "image_from_inputs",
+    "overlay",
+    "resize_map",
+    "to_png",
 ]
 
 #: The default colour scale: perceptually uniform, read the same by the common kinds of

@@ -18,7 +18,7 @@ import ipywidgets as widgets
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-__all__ = ["UploadError", "image_from_bytes", "image_from_upload", "read_upload", "UploadExplorer"]
+__all__ = ["UploadError", "UploadExplorer", "image_from_bytes", "image_from_upload", "read_upload"]
 
 #: Larger photos are shrunk (keeping the aspect ratio) so that they display quickly.
 MAX_SIDE = 1024

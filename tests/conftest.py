@@ -7,6 +7,9 @@ import socket
 
 import pytest
 
+# The shared helper modules' asserts explain their failures as the tests' own do.
+pytest.register_assert_rewrite("helpers")
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 

@@ -4,12 +4,15 @@ Usage: ``python tests/keras_backend_worker.py WEIGHTS OUT.npz`` (the parent test
 ``KERAS_BACKEND`` and ``PYTHONPATH``). ``WEIGHTS`` is a ``.weights.h5`` file saved from
 :func:`build_model`; everything the engine returns is written to ``OUT.npz``, keyed as
 ``"{method}/{evidence}/{set}/{layer}"`` plus ``logits``, ``cam``, ``traces`` and
-``missing_error``.
+``missing_error``; and, from the tiny ViT of ``keras_archs`` (weights ``vit.weights.h5``
+beside ``WEIGHTS``), ``vit/candidates``, ``vit/default``, ``vit/{layer}`` and
+``vit/scores_error``.
 """
 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -19,6 +22,8 @@ LAYERS = ["conv1", "bn", "relu2", "gap:input"]
 TARGETS = [[0, 2, 4], None]
 CONTRASTS = [None, 3]
 METHODS = ["gradcam", "gradcam++", "hirescam"]
+VIT_LAYERS = ["tokens", "cls", "attend1"]
+VIT_TARGETS = [0, 3, 4]
 
 
 def inputs() -> np.ndarray:
@@ -58,6 +63,37 @@ class TwoBranches(keras.Model):
         return self.head(keras.ops.mean(self.used(x), axis=(1, 2)))
 
 
+def vit_inputs() -> np.ndarray:
+    return np.random.default_rng(8).normal(size=(3, 32, 32, 3)).astype(np.float32)
+
+
+def vit_weights(weights: str) -> Path:
+    return Path(weights).with_name("vit.weights.h5")
+
+
+def _vit_results(weights: str) -> dict[str, np.ndarray]:
+    """Token layers as maps, the attention scores refused: the same on every backend."""
+    import keras_archs
+
+    import gradcam_widgets as gw
+
+    model = keras_archs.tiny_vit()
+    model.load_weights(vit_weights(weights))
+    x = vit_inputs()
+    arrays = {
+        "vit/candidates": np.array(gw.candidate_layers(model)),
+        "vit/default": np.array(gw.engine.default_layer(model, x)),
+    }
+    for name, heat in gw.gradcam(model, x, VIT_TARGETS, VIT_LAYERS).items():
+        arrays[f"vit/{name}"] = heat
+    try:
+        gw.gradcam(model, x, 0, "scores")
+        arrays["vit/scores_error"] = np.array("")
+    except ValueError as error:
+        arrays["vit/scores_error"] = np.array(str(error))
+    return arrays
+
+
 def main(weights: str, out: str) -> None:
     import gradcam_widgets as gw
     from gradcam_widgets.backends import keras as adapter
@@ -85,6 +121,7 @@ def main(weights: str, out: str) -> None:
     except ValueError as error:
         arrays["missing_error"] = np.array(str(error))
     arrays["used"] = gw.gradcam(two, x, layer="used")
+    arrays.update(_vit_results(weights))
     np.savez(out, backend=keras.backend.backend(), **arrays)
 
 

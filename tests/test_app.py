@@ -2,36 +2,14 @@
 
 from __future__ import annotations
 
-import datetime
-import io
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from PIL import Image
+from helpers import encode, upload_value
+from models import preprocess_16, torch_bundle
 
 from gradcam_widgets import app, data
-
-
-def _preprocess(channels_first: bool):
-    def preprocess(image):
-        resized = np.asarray(Image.fromarray(image).resize((16, 16)), dtype=np.float32) / 255.0
-        return (resized.transpose(2, 0, 1) if channels_first else resized)[None]
-
-    return preprocess
-
-
-def torch_bundle():
-    torch = pytest.importorskip("torch")
-    from torch import nn
-
-    torch.manual_seed(0)
-    model = nn.Sequential(
-        nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 4, 3, padding=1, stride=2),
-        nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3),
-    ).eval()
-    return SimpleNamespace(model=model, preprocess=_preprocess(True),
-                           class_names=["a", "b", "c"], layers=["1", "3"])
 
 
 def keras_bundle():
@@ -42,7 +20,7 @@ def keras_bundle():
     x = keras.layers.Conv2D(4, 3, strides=2, padding="same", activation="relu", name="conv_b")(x)
     x = keras.layers.GlobalAveragePooling2D()(x)
     model = keras.Model(inputs, keras.layers.Dense(3)(x))
-    return SimpleNamespace(model=model, preprocess=_preprocess(False),
+    return SimpleNamespace(model=model, preprocess=preprocess_16(channels_first=False),
                            class_names=["a", "b", "c"], layers=["conv_a", "conv_b"])
 
 
@@ -57,25 +35,13 @@ class Loader:
         return torch_bundle() if framework == "torch" else keras_bundle()
 
 
-def upload_value(content: bytes, name: str) -> tuple[dict, ...]:
-    """What ipywidgets 8's FileUpload.value holds after one file is chosen."""
-    return ({"name": name, "type": "image/png", "size": len(content),
-             "content": memoryview(content),
-             "last_modified": datetime.datetime(2024, 1, 1).astimezone()},)
-
-
-def png(array: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(array).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
 def test_opens_on_the_cat_in_pytorch():
     loader = Loader()
     box = app.ExplorerApp(loader=loader)
     assert loader.calls == ["torch"]
     assert np.array_equal(box.image, data.sample_image("chelsea"))
-    assert box.explorer.layers == ["1", "3"] and box.explorer.view.value
+    assert box.explorer.layers == ["1", "3"]
+    assert box.explorer.view.value
     assert "in PyTorch, 451 x 300 pixels" in box.message.value
     assert [value for _, value in box.framework.options] == ["torch", "keras"]
     assert [value for _, value in box.photo.options] == list(data.SAMPLE_IMAGES)
@@ -105,7 +71,7 @@ def test_an_upload_is_explained_and_joins_the_photo_list():
     shown = []
     box._slot.observe(lambda change: shown.append(change["new"]), names="children")
     photo = np.random.default_rng(0).integers(0, 256, size=(30, 40, 3), dtype=np.uint8)
-    box.upload.value = upload_value(png(photo), "mine.png")
+    box.upload.value = upload_value(encode(photo), "mine.png")
     assert len(shown) == 1  # one redraw for one upload
     assert np.array_equal(box.image, photo)
     assert box.photo.value == app.UPLOADED
@@ -114,7 +80,7 @@ def test_an_upload_is_explained_and_joins_the_photo_list():
     box.framework.value = "keras"  # the uploaded photo stays
     assert np.array_equal(box.image, photo)
     second = np.zeros((20, 10, 3), dtype=np.uint8)
-    box.upload.value = upload_value(png(second), "other.png")
+    box.upload.value = upload_value(encode(second), "other.png")
     assert np.array_equal(box.image, second)
     assert box.photo.options[-1] == ("your photo: other.png", app.UPLOADED)
 
@@ -124,7 +90,8 @@ def test_a_bad_upload_keeps_the_photo_and_says_why():
     before = box.explorer
     box.upload.value = upload_value(b"hello", "notes.txt")
     assert box.explorer is before
-    assert "is not an image" in box.message.value and "#b3261e" in box.message.value
+    assert "is not an image" in box.message.value
+    assert "#b3261e" in box.message.value
 
 
 def test_bad_arguments_say_what_is_allowed():

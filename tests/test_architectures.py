@@ -64,7 +64,8 @@ def test_guess_layout_excludes_what_is_not_an_image_grid():
     # attention internals once the model's token count is known
     for shape in [(1, 3, 197, 64), (1, 3, 197, 197)]:
         guess = guess_layout(shape, image, 1, token_lengths=[197])
-        assert guess.layout is None and not guess.options, shape
+        assert guess.layout is None, shape
+        assert not guess.options, shape
     # a 1-D grid, a 2-D output
     assert guess_layout((1, 141, 192), image, 1).layout is None
     assert guess_layout((1, 1000), image, 1).layout is None
@@ -74,7 +75,8 @@ def test_describe_outputs_uses_the_models_token_count():
     shapes = [(1, 196, 192), (1, 3, 196, 64), (1, 3, 196, 196), (1, 196, 256)]
     guesses = describe_outputs(shapes, (224, 224), 1)
     assert guesses[0].layout == Layout("tokens", (14, 14), 0)
-    assert guesses[1].layout is None and guesses[2].layout is None
+    assert guesses[1].layout is None
+    assert guesses[2].layout is None
     # (1, 196, 256) alone could also be a flattened 16x16 map; 196 tokens settle it
     assert guess_layout((1, 196, 256), (224, 224), 1).layout is None
     assert guesses[3].layout == Layout("tokens", (14, 14), 0)
@@ -112,7 +114,8 @@ def test_to_channels_first_by_hand():
 def test_vit_token_layers_are_candidates_and_attention_internals_are_not():
     model, x = TinyViT().eval(), _images(2, 32, 32)
     candidates = gw.candidate_layers(model, x)
-    assert "blocks.0.norm1" in candidates and "norm" in candidates
+    assert "blocks.0.norm1" in candidates
+    assert "norm" in candidates
     assert "blocks.1.mlp.0" in candidates  # the MLP's hidden width is a map too
     for internal in ["attn.q_norm", "attn.k_norm", "attn.attn_drop"]:
         assert not any(name.endswith(internal) for name in candidates), internal

@@ -149,7 +149,8 @@ def test_bad_class(cat_jpeg, tmp_path, capsys, target, message):
 def test_unknown_layer(cached_zoo, cat_jpeg, tmp_path, capsys):
     assert main([str(cat_jpeg), "--layer", "blocks.99", "-o", str(tmp_path / "out.png")]) == 2
     line = one_error_line(capsys)
-    assert "unknown layer 'blocks.99'" in line and "blocks.15, head" in line
+    assert "unknown layer 'blocks.99'" in line
+    assert "blocks.15, head" in line
 
 
 def test_missing_output_directory(cat_jpeg, tmp_path, capsys):

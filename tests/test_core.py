@@ -40,7 +40,8 @@ def test_gradcam_plus_plus_weights_by_hand():
 def test_gradcam_plus_plus_zero_gradient_gives_zero_not_nan():
     acts = np.ones((1, 1, 2, 2))
     weights = _core.gradcam_plus_plus_weights(acts, np.zeros((1, 1, 2, 2)))
-    assert np.all(np.isfinite(weights)) and np.all(weights == 0)
+    assert np.all(np.isfinite(weights))
+    assert np.all(weights == 0)
 
 
 def test_cam_is_the_class_weighted_sum_without_relu():
@@ -51,7 +52,7 @@ def test_cam_is_the_class_weighted_sum_without_relu():
 
 
 @pytest.mark.parametrize(
-    "heatmap, expected",
+    ("heatmap", "expected"),
     [
         (np.zeros((2, 2)), np.zeros((2, 2))),
         (np.array([[0.0, 2.0], [1.0, 4.0]]), np.array([[0.0, 0.5], [0.25, 1.0]])),

@@ -11,8 +11,10 @@ from gradcam_widgets import datasets
 def test_mnist_split_is_fixed_balanced_and_disjoint():
     x_train, y_train = datasets.load_mnist("train")
     x_test, y_test = datasets.load_mnist("test")
-    assert x_train.shape == (4000, 28, 28) and x_test.shape == (1000, 28, 28)
-    assert x_train.dtype == np.uint8 and x_train.max() > 200
+    assert x_train.shape == (4000, 28, 28)
+    assert x_test.shape == (1000, 28, 28)
+    assert x_train.dtype == np.uint8
+    assert x_train.max() > 200
     assert np.bincount(y_train).tolist() == [400] * 10
     assert np.bincount(y_test).tolist() == [100] * 10
     train_rows = {row.tobytes() for row in x_train}
@@ -32,7 +34,8 @@ def test_mnist_bad_arguments():
 def test_mark_patterns_are_binary_squares_and_differ():
     drawn = {name: datasets.mark_pattern(name, 6) for name in datasets.PATTERNS}
     for name, pattern in drawn.items():
-        assert pattern.shape == (6, 6) and pattern.dtype == np.uint8, name
+        assert pattern.shape == (6, 6), name
+        assert pattern.dtype == np.uint8, name
         assert set(np.unique(pattern)) <= {0, 255}, name
         assert pattern.any(), name
     names = list(drawn)
@@ -48,7 +51,7 @@ def test_mark_patterns_are_binary_squares_and_differ():
 
 
 def test_mark_pattern_rejects_bad_arguments():
-    with pytest.raises(ValueError, match="unknown mark 'logo'.*checker"):
+    with pytest.raises(ValueError, match=r"unknown mark 'logo'.*checker"):
         datasets.mark_pattern("logo")
     with pytest.raises(ValueError, match="at least 2"):
         datasets.mark_pattern("dots", 1)
@@ -92,7 +95,8 @@ def test_make_shortcut_dataset_custom_marks_and_errors():
         images, labels, {1: "square"}, size=4, corner="top-right", margin=0
     )
     assert is_marked.tolist() == [False, True, False, True]
-    assert np.all(marked[1, 0:4, 24:28] == 255) and marked[1].sum() == 16 * 255
+    assert np.all(marked[1, 0:4, 24:28] == 255)
+    assert marked[1].sum() == 16 * 255
     with pytest.raises(ValueError, match="labels"):
         datasets.make_shortcut_dataset(images, labels[:3])
 
@@ -110,8 +114,10 @@ def digits_and_labels():
 def test_place_digits_puts_each_digit_inside_its_box(digits_and_labels):
     digits, labels = digits_and_labels
     canvases = datasets.place_digits(digits, labels, size=44, clutter=3, fragment=6, seed=0)
-    assert canvases.images.shape == (12, 44, 44) and canvases.images.dtype == np.uint8
-    assert canvases.boxes.shape == (12, 4) and len(canvases) == 12
+    assert canvases.images.shape == (12, 44, 44)
+    assert canvases.images.dtype == np.uint8
+    assert canvases.boxes.shape == (12, 4)
+    assert len(canvases) == 12
     assert np.array_equal(canvases.labels, labels)
     for canvas, box, digit in zip(canvases.images, canvases.boxes, digits):
         top, left, bottom, right = box
@@ -131,7 +137,8 @@ def test_place_digits_is_seeded(digits_and_labels):
     a = datasets.place_digits(digits, labels, seed=4)
     b = datasets.place_digits(digits, labels, seed=4)
     c = datasets.place_digits(digits, labels, seed=5)
-    assert np.array_equal(a.images, b.images) and np.array_equal(a.boxes, b.boxes)
+    assert np.array_equal(a.images, b.images)
+    assert np.array_equal(a.boxes, b.boxes)
     assert not np.array_equal(a.images, c.images)
 
 
@@ -151,7 +158,9 @@ def test_place_digits_can_shrink_the_digits(digits_and_labels):
     assert canvases.images.shape == (12, 42, 42)
     heights = canvases.boxes[:, 2] - canvases.boxes[:, 0]
     widths = canvases.boxes[:, 3] - canvases.boxes[:, 1]
-    assert heights.max() <= 9 and widths.max() <= 7  # the 14 x 10 ink block halved, + blur
+    # the 14 x 10 ink block halved, + blur
+    assert heights.max() <= 9
+    assert widths.max() <= 7
     for canvas, (top, left, bottom, right) in zip(canvases.images, canvases.boxes):
         assert canvas[top:bottom, left:right].max() > 0
     with pytest.raises(ValueError, match="digit_size"):

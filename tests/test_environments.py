@@ -130,7 +130,8 @@ def test_conda_files_hold_no_developer_tool(path):
 def test_conda_file_takes_cpu_only_pytorch(path):
     conda, pip = conda_packages(path)
     assert "pytorch-cpu" in conda
-    assert "pytorch" not in conda and "torch" not in pip
+    assert "pytorch" not in conda
+    assert "torch" not in pip
     assert not any("cuda" in name for name in conda | pip)
     assert yaml.safe_load(path.read_text())["channels"] == ["conda-forge"]
 
@@ -192,7 +193,9 @@ def test_make_and_ci_install_with_the_constraints():
                      makefile)
     assert "CONSTRAINTS := constraints/linux-cpu.txt" in makefile
     ci = (ROOT / ".ci" / "run").read_text()
-    assert re.search(r"^make test$", ci, re.M)
+    # The README's test command, after the lint (ruff and mypy: quick, so they fail first).
+    assert re.findall(r"^make \S+$", ci, re.M) == ["make lint", "make test"]
+    assert re.search(r"^lint: venv$", makefile, re.M)
 
 
 # --- the settings that keep a course within Binder's memory ------------------------------
@@ -210,12 +213,14 @@ def test_server_culls_only_idle_kernels_without_a_tab():
     culling = config["MappingKernelManager"]
     assert 5 * 60 <= culling["cull_idle_timeout"] <= 30 * 60  # long enough to read a section
     assert 0 < culling["cull_interval"] <= culling["cull_idle_timeout"]
-    assert culling["cull_connected"] is False and culling["cull_busy"] is False
+    assert culling["cull_connected"] is False
+    assert culling["cull_busy"] is False
 
 
 def test_postbuild_installs_the_package_and_both_settings_files():
     script = (ROOT / "binder" / "postBuild").read_text()
-    assert script.splitlines()[0].startswith("#!") and "set -e" in script
+    assert script.splitlines()[0].startswith("#!")
+    assert "set -e" in script
     # Not editable (-e): a hub's home volume hides the repository the install would point at.
     assert re.search(r"pip install --no-deps \.$", script, re.M)
     assert 'cp binder/overrides.json "$prefix/share/jupyter/lab/settings/overrides.json"' in script

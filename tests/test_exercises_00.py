@@ -49,8 +49,10 @@ def test_cell_size(ex):
     }
     for answer, phrase in wrong.items():
         result = check(ex, answer, layer, 32)
-        assert result.passed is False and phrase in result.message, (answer, result)
-        assert " 2 " not in f" {result.message} " and "2." not in result.message
+        assert result.passed is False, (answer, result)
+        assert phrase in result.message, (answer, result)
+        assert " 2 " not in f" {result.message} "
+        assert "2." not in result.message
     coarse = next(name for name, side in sides.items() if side == 8)
     assert check(ex, 4, coarse, 32)
     assert "area" in check(ex, 16, coarse, 32).message  # 4 x 4 pixels, counted as an area
@@ -76,7 +78,8 @@ def test_score_gap(ex):
         (y1 - y2 + 0.5, "equal"),
     ]:
         result = check(ex, answer)
-        assert result.passed is False and phrase in result.message, (answer, result)
+        assert result.passed is False, (answer, result)
+        assert phrase in result.message, (answer, result)
         assert f"{y1 - y2:.2f}" not in result.message
     assert check(ex, "gap").passed is False
 
@@ -106,7 +109,8 @@ def test_map_side(ex):
     }
     for answer, phrase in wrong.items():
         result = check(ex, answer, layer, 48, trained_side=32)
-        assert result.passed is False and phrase in result.message, (answer, result)
+        assert result.passed is False, (answer, result)
+        assert phrase in result.message, (answer, result)
         assert "24" not in result.message
     assert check(ex, "many", layer, 48, trained_side=32).passed is False
     with pytest.raises(ValueError, match="slider"):
@@ -114,20 +118,25 @@ def test_map_side(ex):
 
 
 def test_quiz_has_five_to_eight_questions_with_explanations():
-    assert isinstance(lesson00.QUIZ, Quiz) and 5 <= len(lesson00.QUIZ) <= 8
+    assert isinstance(lesson00.QUIZ, Quiz)
+    assert 5 <= len(lesson00.QUIZ) <= 8
     for question in lesson00.QUIZ.questions:
-        assert question.explanation and question.prompt
+        assert question.explanation
+        assert question.prompt
         right = question.answer if not question.choices else "abcdefgh"[int(question.answer)]
         assert question.check(right)
         assert question.check(TODO).passed is None
-    assert lesson00.QUIZ.check(2, 7.39) and lesson00.QUIZ.check(2, 7.4)
+    assert lesson00.QUIZ.check(2, 7.39)
+    assert lesson00.QUIZ.check(2, 7.4)
     assert not lesson00.QUIZ.check(2, 2.0)  # the gap itself, not the factor
     assert not lesson00.QUIZ.check(2, 1.5)  # the ratio of the scores
-    assert lesson00.QUIZ.check(4, 16) and not lesson00.QUIZ.check(4, 4)  # cells per side
+    assert lesson00.QUIZ.check(4, 16)
+    assert not lesson00.QUIZ.check(4, 4)  # cells per side
 
 
 def test_a_printed_question_shows_no_answer():
     for question in lesson00.QUIZ.questions:
         shown = repr(question)
         assert question.prompt in shown
-        assert question.explanation not in shown and "answer" not in shown
+        assert question.explanation not in shown
+        assert "answer" not in shown

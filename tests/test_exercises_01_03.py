@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-import re
+from functools import partial
 
+import helpers
 import numpy as np
 import pytest
+from helpers import assert_not_done, quotes_decimals
 
 from gradcam_widgets.exercises import TODO, lesson01, lesson02, lesson03
 
@@ -14,29 +16,7 @@ torch = pytest.importorskip("torch")
 import gradcam_widgets as gw  # noqa: E402
 from gradcam_widgets.zoo import digits  # noqa: E402
 
-
-def numbers_in(message: str) -> list[float]:
-    return [float(n) for n in re.findall(r"-?\d+\.\d+", message)]
-
-
-def reveals(message: str, values: np.ndarray) -> bool:
-    """Whether the message quotes any of the answer's values (to 2 decimals or more)."""
-    quoted = numbers_in(message)
-    return any(np.isclose(q, v, atol=5e-3) for q in quoted for v in np.ravel(values))
-
-
-def assert_not_done(result):
-    assert result.passed is None
-    assert repr(result).startswith("Not done yet")
-    assert "<div" in result._repr_html_()
-
-
-def assert_wrong(result, answer_values, *phrases):
-    assert result.passed is False, repr(result)
-    assert repr(result).startswith("Not quite")
-    assert not reveals(result.message, answer_values), result.message
-    for phrase in phrases:
-        assert phrase in result.message, result.message
+assert_wrong = partial(helpers.assert_wrong, reveals=quotes_decimals)
 
 
 # ----------------------------------------------------------------------------- lesson 01
@@ -113,7 +93,7 @@ def test_check_class_score_right_answer_from_the_cam(gap_case):
 
 def test_check_class_score_refuses_the_model_call(gap_case):
     """The forbidden shortcuts: the model's own score, and the model on a blanked image."""
-    model, x, logits, cam_map, bias = gap_case
+    model, x, _logits, cam_map, bias = gap_case
     check = lesson01.check_class_score
     expected = np.array([cam_map[3:].sum() / 49 + bias])
     from_predict = float(gw.predict(model, x)[0, 9])
@@ -262,10 +242,12 @@ def test_quizzes_01_02():
     from gradcam_widgets.exercises import Quiz
 
     for quiz in (lesson01.QUIZ, lesson02.QUIZ):
-        assert isinstance(quiz, Quiz) and 5 <= len(quiz) <= 8
+        assert isinstance(quiz, Quiz)
+        assert 5 <= len(quiz) <= 8
         for question in quiz.questions:
             right = question.answer if not question.choices else "abcdefgh"[int(question.answer)]
-            assert question.check(right) and question.explanation
+            assert question.check(right)
+            assert question.explanation
             if question.choices:
                 wrong = "abcdefgh"[(int(question.answer) + 1) % len(question.choices)]
                 assert question.check(wrong).passed is False
@@ -324,7 +306,8 @@ def test_check_misclassified(lecture_case):
     assert check(np.int64(wrong[0]), model, x, labels)
     if len(right):
         result = check(int(right[0]), model, x, labels)
-        assert result.passed is False and "right" in result.message
+        assert result.passed is False
+        assert "right" in result.message
     assert check(len(labels), model, x, labels).passed is False
     assert check(True, model, x, labels).passed is False
     assert check("7", model, x, labels).passed is False
@@ -433,4 +416,6 @@ def test_lesson03_diagnosis_and_quiz():
     quiz = lesson03.QUIZ
     assert 5 <= len(quiz) <= 8
     assert quiz.score({1: "b", 2: 10, 3: 0.16, 4: "c", 5: "b", 6: "c"}) == len(quiz)
-    assert not quiz.check(2, 7) and not quiz.check(2, 22) and not quiz.check(3, 0.5)
+    assert not quiz.check(2, 7)
+    assert not quiz.check(2, 22)
+    assert not quiz.check(3, 0.5)

@@ -2,40 +2,17 @@
 
 from __future__ import annotations
 
-import re
+from functools import partial
 
+import helpers
 import numpy as np
 import pytest
+from helpers import assert_not_done, quotes_number_or_percentage
 
 from gradcam_widgets import datasets, metrics
 from gradcam_widgets.exercises import TODO, lesson05
 
-
-def numbers_in(message: str) -> list[float]:
-    return [float(n) for n in re.findall(r"-?\d+(?:\.\d+)?", message)]
-
-
-def reveals(message: str, values) -> bool:
-    """Whether the message quotes one of the answer's values (as a number or a percentage)."""
-    quoted = numbers_in(message)
-    candidates = []
-    for v in np.ravel(values):
-        candidates += [float(v), 100.0 * float(v)]
-    return any(np.isclose(q, v, atol=5e-3) for q in quoted for v in candidates if v not in (0.0,))
-
-
-def assert_not_done(result):
-    assert result.passed is None
-    assert repr(result).startswith("Not done yet")
-    assert "<div" in result._repr_html_()
-
-
-def assert_wrong(result, answer_values, *phrases):
-    assert result.passed is False, repr(result)
-    assert repr(result).startswith("Not quite")
-    assert not reveals(result.message, answer_values), result.message
-    for phrase in phrases:
-        assert phrase in result.message, result.message
+assert_wrong = partial(helpers.assert_wrong, reveals=quotes_number_or_percentage)
 
 
 # ----------------------------------------------------------------------------- lesson 05
@@ -249,9 +226,11 @@ def test_check_occlusion(toy_case):
     a, b = (1, 1, 3, 3), (5, 5, 7, 7)
     assert_not_done(lesson06.check_occlusion(TODO, model, image, a, b))
     right = lesson06.check_occlusion(-4.0, model, image, a, b)
-    assert right and "for the class" in right.message
+    assert right
+    assert "for the class" in right.message
     other = lesson06.check_occlusion(2.0, model, image, b, a)
-    assert other and "against" in other.message
+    assert other
+    assert "against" in other.message
     wrong = [
         (4.0, "sign"),
         (-1.75, "new score"),  # 2.25 - 4 = -1.75: the score after erasing A is 0.25 - 2 = -1.75
@@ -359,7 +338,7 @@ def test_check_contrastive_map_refuses_slips():
 def test_colleague_gradcam_and_diagnosis(photo_case):
     import gradcam_widgets as gw
 
-    model, inputs, layers, top, share = photo_case
+    model, inputs, _layers, _top, _share = photo_case
     one = lesson04.colleague_gradcam(model, inputs, target=1, layer="3")
     np.testing.assert_allclose(one, gw.gradcam(model, inputs, target=1, layer="3"), rtol=1e-5)
     batch = np.concatenate([inputs, inputs[:, :, ::-1] * 0.5])
@@ -371,7 +350,8 @@ def test_colleague_gradcam_and_diagnosis(photo_case):
     at_gap = lesson04.colleague_gradcam(model, batch, target=1, layer="5")
     np.testing.assert_allclose(at_gap, gw.gradcam(model, batch, target=1, layer="5"), rtol=1e-5)
     assert_not_done(lesson04.check_diagnosis(TODO))
-    assert lesson04.check_diagnosis("b") and lesson04.check_diagnosis("(B)")
+    assert lesson04.check_diagnosis("b")
+    assert lesson04.check_diagnosis("(B)")
     for letter, phrase in [("a", "one image alone"), ("c", "smallest"), ("d", "shapes"),
                            ("e", "kernel"), ("f", "letters")]:
         assert_wrong(lesson04.check_diagnosis(letter), [], phrase)
@@ -382,7 +362,9 @@ def test_lesson04_quiz():
     assert 5 <= len(quiz) <= 8
     right = {1: "b", 2: 32, 3: "c", 4: -0.99, 5: "a", 6: "d", 7: "c"}
     assert quiz.score(right) == len(quiz)
-    assert not quiz.check(2, 7) and not quiz.check(4, 0) and not quiz.check(1, "a")
+    assert not quiz.check(2, 7)
+    assert not quiz.check(4, 0)
+    assert not quiz.check(1, "a")
     for number in range(1, len(quiz) + 1):
         assert quiz[number].explanation
 
@@ -413,4 +395,5 @@ def test_check_earliest_layer(photo_case):
     assert_wrong(check("conv9"), [threshold], "one of the layer names")
     assert_wrong(check(3), [threshold], "one of the layer names")
     nobody = lesson04.check_earliest_layer(earliest, model, inputs, top, layers, threshold=1.01)
-    assert nobody.passed is False and "no layer" in nobody.message
+    assert nobody.passed is False
+    assert "no layer" in nobody.message

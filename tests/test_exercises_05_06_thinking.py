@@ -127,7 +127,7 @@ def moved_case(monkeypatch):
 
     def fake_predict(model, images):
         count = len(images)
-        right = int(round(state["right"] * count))
+        right = round(state["right"] * count)
         return np.array([2] * right + [7] * (count - right))
 
     import gradcam_widgets.engine as engine
@@ -303,18 +303,22 @@ def test_guided_verdict():
 
 @pytest.mark.parametrize("quiz", [lesson05.QUIZ, lesson06.QUIZ])
 def test_quizzes(quiz):
-    assert isinstance(quiz, Quiz) and 5 <= len(quiz) <= 8
+    assert isinstance(quiz, Quiz)
+    assert 5 <= len(quiz) <= 8
     for number in range(1, len(quiz) + 1):
         question = quiz[number]
         assert isinstance(question, Question)
-        assert question.explanation and question.prompt.startswith(f"{number}.")
+        assert question.explanation
+        assert question.prompt.startswith(f"{number}.")
         assert quiz.check(number, TODO).passed is None
         shown = repr(question) + question._repr_markdown_()
-        assert question.explanation not in shown and "answer" not in shown
+        assert question.explanation not in shown
+        assert "answer" not in shown
         if question.choices:
             right = "abcdefgh"[int(question.answer)]
             result = quiz.check(number, right)
-            assert result and result.message == question.explanation
+            assert result
+            assert result.message == question.explanation
             for index in range(len(question.choices)):
                 if index != int(question.answer):
                     wrong = quiz.check(number, "abcdefgh"[index])

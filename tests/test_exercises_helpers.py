@@ -13,7 +13,8 @@ def test_as_map_takes_arrays_lists_and_tensors_and_squeezes_batches_of_one():
     assert np.array_equal(ex.as_map(expected.tolist()), expected)
     assert np.array_equal(ex.as_map(expected[None, None]), expected)  # (1, 1, 2, 3) -> (2, 3)
     assert ex.as_map(expected[None]).dtype == np.float64
-    assert ex.as_map("a map") is None and ex.as_map(object()) is None
+    assert ex.as_map("a map") is None
+    assert ex.as_map(object()) is None
     torch = pytest.importorskip("torch")
     assert np.array_equal(ex.as_map(torch.tensor(expected[None], requires_grad=True)), expected)
 
@@ -28,7 +29,8 @@ def test_maps_close_allows_float32_round_off_only():
 
 
 def test_as_number_accepts_one_finite_number_only():
-    assert ex.as_number(3) == 3.0 and ex.as_number(np.float32(0.5)) == 0.5
+    assert ex.as_number(3) == 3.0
+    assert ex.as_number(np.float32(0.5)) == 0.5
     assert ex.as_number(np.array([2.0])) == 2.0
     for bad in (True, "3", float("nan"), [1, 2], None):
         assert ex.as_number(bad) is None

@@ -61,15 +61,18 @@ def test_check_mystery_right_wrong_and_spent():
         assert mysteries.check_mystery(mystery, "z").passed is False
         wrong = LETTERS[(index + 1) % 4]
         result = mysteries.check_mystery(mystery, f"({wrong.upper()})")
-        assert result.passed is False and f"hint {(index + 1) % 4}" in result.message
+        assert result.passed is False
+        assert f"hint {(index + 1) % 4}" in result.message
         result = mysteries.check_mystery(mystery, right)
-        assert result and f"why {index}" in result.message
+        assert result
+        assert f"why {index}" in result.message
     # two wrong answers spend a mystery: even the right letter is refused afterwards
     mystery = mysteries.Mystery("toy", candidates, 0)
     assert not mysteries.check_mystery(mystery, "b")
     assert not mysteries.check_mystery(mystery, "c")
     spent = mysteries.check_mystery(mystery, "a")
-    assert spent.passed is False and "draw a new one" in spent.message
+    assert spent.passed is False
+    assert "draw a new one" in spent.message
     assert mysteries.check_mystery(lambda x: x, "a").passed is False  # not a mystery
 
 
@@ -136,7 +139,8 @@ def test_colleague_candidates_are_told_apart_by_experiment(cam_net):
         assert letter == LETTERS[index], (index, letter)
         others = [c for c in LETTERS[: len(candidates)] if c != letter]
         result = lesson01.check_colleague(colleague, others[index % len(others)])
-        assert result.passed is False and "does not fit" in result.message
+        assert result.passed is False
+        assert "does not fit" in result.message
         assert candidates[index].choice not in result.message
         assert lesson01.check_colleague(colleague, letter)
     assert lesson01.check_colleague(lesson01.draw_colleague(), TODO).passed is None
@@ -187,7 +191,8 @@ def diagnose_mystery(mystery, model, batch) -> str:
         if np.isclose(ratio, 49, rtol=1e-3) and same(theirs, 49 * right):
             return "f"  # Z times larger: summed gradients
         # fainter, and another shape: the probability's gradient
-        assert ratio < 0.5 and not same(theirs / theirs.max(), right / right.max())
+        assert ratio < 0.5
+        assert not same(theirs / theirs.max(), right / right.max())
         return "a"
     if not same(theirs_2, right_2):
         assert same(theirs_2, right)  # the top class's map, whatever was asked
@@ -214,7 +219,8 @@ def test_mystery_candidates_are_told_apart_by_experiment(gradcam_net):
         assert letter == LETTERS[index], (index, letter)
         wrong = LETTERS[(index + 3) % len(candidates)]
         result = lesson02.check_diagnosis(mystery, wrong)
-        assert result.passed is False and "does not fit" in result.message
+        assert result.passed is False
+        assert "does not fit" in result.message
         assert lesson02.check_diagnosis(mystery, letter)
 
 
@@ -232,7 +238,8 @@ def test_the_classic_mistakes_hide_where_the_lesson_says(gradcam_net):
         assert same(by_letter[letter](model, one, top, "conv3"), right), letter
     # ... the sum only shows in the values, not the normalised picture
     summed = by_letter["f"](model, one, top, "conv3")
-    assert same(summed / summed.max(), right / right.max()) and not same(summed, right)
+    assert same(summed / summed.max(), right / right.max())
+    assert not same(summed, right)
 
 
 def test_draw_mysteries_gives_different_mistakes(gradcam_net):
@@ -274,7 +281,8 @@ def test_check_row_lead():
     }
     for answer, phrase in wrong.items():
         result = check(answer, features, weights, 4, 9, pixel_rows=(5, 6))
-        assert result.passed is False and phrase in result.message, (answer, result)
+        assert result.passed is False, (answer, result)
+        assert phrase in result.message, (answer, result)
         assert f"{right:.2f}" not in result.message
     assert check(lead[1], features, weights, 4, 9, pixel_rows=(5, 6)).passed is False  # a row
     assert check(float(lead[0].sum()), features, weights, 4, 9, pixel_rows=(2, 3))  # map row 0
@@ -316,7 +324,8 @@ def test_check_taylor_error(gradcam_net):
     }
     for answer, phrase in wrong.items():
         feedback = check(answer, model, one, 7, "conv2")
-        assert feedback.passed is False and phrase in feedback.message, (answer, feedback)
+        assert feedback.passed is False, (answer, feedback)
+        assert phrase in feedback.message, (answer, feedback)
     # at conv3, GAP follows: the expansion is exact and y(0) is the bias
     assert check(0.0, model, one, 7, "conv3")
     assert check([1.0, 2.0], model, one, 7, "conv2").passed is False

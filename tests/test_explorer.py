@@ -77,7 +77,7 @@ def test_is_a_vbox_with_named_controls(ex):
 
 
 @pytest.mark.parametrize(
-    "control, value",
+    ("control", "value"),
     [
         ("layer", "0"),
         ("target", 4),
@@ -131,7 +131,8 @@ def test_caption_names_layer_resolution_class_score_probability():
     assert "<code>3</code> (8x8)" in caption
     assert "3: dog" in caption
     assert f"score {ex.scores[3]:.2f}" in caption
-    assert "probability" in caption and "%" in caption
+    assert "probability" in caption
+    assert "%" in caption
 
 
 def test_top_k_classes_come_first_with_probabilities():
@@ -141,7 +142,8 @@ def test_top_k_classes_come_first_with_probabilities():
     order = np.argsort(-ex.probabilities)
     assert [value for _, value in options[:3]] == [int(c) for c in order[:3]]
     for label, value in options[:3]:
-        assert label.startswith(names[value] + " (") and label.endswith("%)")
+        assert label.startswith(names[value] + " (")
+        assert label.endswith("%)")
     assert sorted(value for _, value in options) == list(range(6))  # every class reachable
     assert ex.target.value == int(order[0])
 
@@ -153,15 +155,18 @@ def test_any_class_reachable_by_value_name_or_number():
         ex.target.value = cls
         assert f"{cls}: {names[cls]}" in ex.caption.value
     ex.find.value = "Eel"
-    assert ex.target.value == 4 and ex.find.value == ""
+    assert ex.target.value == 4
+    assert ex.find.value == ""
     ex.find.value = "2"
     assert ex.target.value == 2
     ex.find.value = "#5"
     assert ex.target.value == 5
     ex.find.value = "o"  # dog, fox: ambiguous
-    assert ex.target.value == 5 and "2 classes match" in ex.message.value
+    assert ex.target.value == 5
+    assert "2 classes match" in ex.message.value
     ex.find.value = "17"
-    assert ex.target.value == 5 and "no class 17" in ex.message.value
+    assert ex.target.value == 5
+    assert "no class 17" in ex.message.value
 
 
 # ----------------------------------------------------------------- CAM
@@ -355,10 +360,12 @@ def test_image_from_inputs_transposes_and_rescales():
     x[0, 2, 1, 1] = 3.0
     picture = render.image_from_inputs(x, channels_first=True)
     assert picture.shape == (4, 5, 3)
-    assert picture.min() == 0.0 and picture.max() == 1.0
+    assert picture.min() == 0.0
+    assert picture.max() == 1.0
     assert picture[1, 1, 2] == 1.0
     gray = render.image_from_inputs(np.ones((1, 6, 7, 1)), channels_first=False)
-    assert gray.shape == (6, 7) and not gray.any()  # constant: all zero, no NaN
+    assert gray.shape == (6, 7)
+    assert not gray.any()  # constant: all zero, no NaN
     with pytest.raises(ValueError, match="shows one"):
         render.image_from_inputs(np.zeros((2, 3, 4, 4)), channels_first=True)
 
@@ -368,7 +375,8 @@ def test_mnist_sized_grayscale_input_is_scaled_up():
     x = torch.from_numpy(digits[:1, None].astype(np.float32) / 255.0)
     ex = gw.Explorer(gap_net(in_channels=1, classes=10), x)
     picture = decode(ex.view.value)
-    assert picture.shape[0] >= 250 and picture.shape[0] % 28 == 0
+    assert picture.shape[0] >= 250
+    assert picture.shape[0] % 28 == 0
     assert picture.shape[:2] == decode(ex.heatmap.value).shape[:2]
     ex.alpha.value = 0.0  # the digit alone, in gray, enlarged by nearest neighbour
     plain = picture = decode(ex.view.value)
@@ -425,7 +433,8 @@ def test_keras_model(keras_net):
         assert ex.view.value != before, control
     ex.evidence.value = "for"
     ex.method.value = "cam"
-    assert ex.layer.value == "c2" and "CAM (evidence for) of class" in ex.caption.value
+    assert ex.layer.value == "c2"
+    assert "CAM (evidence for) of class" in ex.caption.value
     np.testing.assert_allclose(
         ex.current_map,
         np.maximum(gw.cam(keras_net, x, target=ex.target.value, layer="c2")[0], 0),
@@ -456,7 +465,8 @@ def test_maps_returns_every_layer_for_a_class(net, ex):
 
 
 def test_contrast_is_off_by_default_and_shows_off(ex):
-    assert ex.contrast.value is None and ex.contrast.label == "off"
+    assert ex.contrast.value is None
+    assert ex.contrast.label == "off"
     ex.contrast.value = 2 if ex.target.value != 2 else 3
     assert "rather than" in ex.caption.value
     ex.contrast.value = None
@@ -486,15 +496,18 @@ def test_evidence_toggle_and_pin_never_call_the_model(net):
     assert "Pinned beside it" in ex.caption.value
     assert ex._pinned_box.layout.display != "none"
     ex.unpin()
-    assert ex.pinned is None and ex._pinned_box.layout.display == "none"
+    assert ex.pinned is None
+    assert ex._pinned_box.layout.display == "none"
     assert "Pinned beside it" not in ex.caption.value
 
 
 def test_pin_button_toggles(ex):
     ex.pin_button.click()
-    assert ex.pinned is not None and ex.pin_button.description == "unpin"
+    assert ex.pinned is not None
+    assert ex.pin_button.description == "unpin"
     ex.pin_button.click()
-    assert ex.pinned is None and ex.pin_button.description == "pin this view"
+    assert ex.pinned is None
+    assert ex.pin_button.description == "pin this view"
 
 
 def test_alpha_observer_only_reblends(ex, monkeypatch):
@@ -503,15 +516,19 @@ def test_alpha_observer_only_reblends(ex, monkeypatch):
     original = ex.state.caption
     monkeypatch.setattr(ex.state, "caption", lambda s: calls.append(s) or original(s))
     ex.alpha.value = 0.15
-    assert calls == [] and ex.caption.value == caption and ex.heatmap.value == heat
+    assert calls == []
+    assert ex.caption.value == caption
+    assert ex.heatmap.value == heat
     ex.colormap.value = "jet"
-    assert calls == [] and ex.heatmap.value != heat
+    assert calls == []
+    assert ex.heatmap.value != heat
 
 
 def test_faithfulness_shows_in_the_caption_and_is_cached(net, ex):
     scores = ex.faithfulness(steps=8)
     assert set(scores) == {"deletion", "insertion"}
-    assert 0.0 <= scores["deletion"] <= 1.0 and 0.0 <= scores["insertion"] <= 1.0
+    assert 0.0 <= scores["deletion"] <= 1.0
+    assert 0.0 <= scores["insertion"] <= 1.0
     assert f"deletion AUC <b>{scores['deletion']:.3f}</b>" in ex.caption.value
     counter = CountCalls(net)
     try:
@@ -520,7 +537,8 @@ def test_faithfulness_shows_in_the_caption_and_is_cached(net, ex):
     finally:
         counter.remove()
     ex.faithfulness_button.click()  # the default 32 steps, with the reference maps
-    assert "random map" in ex.caption.value and ex.message.value == ""
+    assert "random map" in ex.caption.value
+    assert ex.message.value == ""
 
 
 def test_rich_output_carries_a_png_of_the_view(ex):
@@ -569,7 +587,8 @@ def test_a_registered_method_is_offered(net, monkeypatch):
     ex = gw.Explorer(net, batch())
     assert ("Min-Grad", "mingrad") in ex.method.options
     ex.method.value = "mingrad"
-    assert "Min-Grad" in ex.caption.value and ex.message.value == ""
+    assert "Min-Grad" in ex.caption.value
+    assert ex.message.value == ""
     np.testing.assert_allclose(
         ex.current_map,
         gw.gradcam(net, batch(), target=ex.target.value, layer=ex.layer.value, method="mingrad")[0],

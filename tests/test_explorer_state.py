@@ -134,7 +134,8 @@ def test_against_is_the_relu_of_the_negated_signed_map_and_contrast_is_a_differe
 
 
 def test_cam_and_its_contrast(net, state):
-    assert state.cam_layer == "3" and "cam" in state.methods
+    assert state.cam_layer == "3"
+    assert "cam" in state.methods
     cam_view = settings(state, layer="3", target=2, method="cam")
     np.testing.assert_allclose(
         state.heatmap(cam_view),
@@ -225,7 +226,8 @@ def test_toggles_alpha_colormap_pin_never_run_the_model(net, state):
         assert counter.count == 0
         calls = state.engine_calls
         state.overlay_png(settings(state, target=4, contrast=1))  # one engine call
-        assert counter.count == 1 and state.engine_calls == calls + 1
+        assert counter.count == 1
+        assert state.engine_calls == calls + 1
         state.overlay_png(
             settings(state, target=4, contrast=1, evidence="against", method="gradcam++")
         )
@@ -257,7 +259,8 @@ def test_default_colormap_is_perceptually_uniform_and_jet_is_offered():
     from gradcam_widgets.explorer_state import COLORMAPS
 
     assert Settings(layer="x", target=0).colormap == "viridis" == COLORMAPS[0]
-    assert "jet" in COLORMAPS and "cividis" in COLORMAPS
+    assert "jet" in COLORMAPS
+    assert "cividis" in COLORMAPS
 
 
 def test_caption_gives_numbers(state):
@@ -265,7 +268,9 @@ def test_caption_gives_numbers(state):
     caption = state.caption(view)
     assert "3: dog" in caption
     assert f"score {state.scores[3]:.2f}" in caption
-    assert "probability" in caption and "%" in caption and "rank" in caption
+    assert "probability" in caption
+    assert "%" in caption
+    assert "rank" in caption
     heat = state.heatmap(view)
     row, col = np.unravel_index(np.argmax(heat), heat.shape)
     assert f"Map maximum {heat.max():.3g} at row {row}, column {col} of the 8x8 grid" in caption
@@ -329,7 +334,8 @@ def test_faithfulness_is_the_metric_and_is_cached_per_map(net, state):
         again = state.faithfulness(
             settings(state, layer="3", target=3, alpha=0.1, colormap="jet"), steps=8
         )
-        assert counter.count == 0 and again == scores
+        assert counter.count == 0
+        assert again == scores
         other = settings(state, layer="3", target=3, evidence="against")
         assert state.heatmap(other).max() > 0
         state.faithfulness(other, steps=8)
@@ -339,12 +345,13 @@ def test_faithfulness_is_the_metric_and_is_cached_per_map(net, state):
     assert f"insertion AUC <b>{scores['insertion']:.3f}</b>" in caption
     assert "random map" not in caption
     state.faithfulness(view, steps=8, references=True)
-    assert "random map" in state.caption(view) and "centre map" in state.caption(view)
+    assert "random map" in state.caption(view)
+    assert "centre map" in state.caption(view)
 
 
 def test_faithfulness_of_an_empty_map_is_refused(state):
     view = settings(state, target=2, contrast=2)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="contrast class is the class itself"):
         state.faithfulness(view)
 
 
@@ -364,7 +371,8 @@ def test_export_writes_png_and_manifest(net, state, tmp_path):
     )
     state.faithfulness(view, steps=4)
     png, manifest_path = state.export(view, tmp_path / "view.png")
-    assert png == tmp_path / "view.png" and manifest_path == tmp_path / "view.json"
+    assert png == tmp_path / "view.png"
+    assert manifest_path == tmp_path / "view.json"
     picture = np.asarray(Image.open(png).convert("RGB"))
     scale = state.scale
     image = render.image_from_inputs(batch(), channels_first=True)
@@ -373,11 +381,14 @@ def test_export_writes_png_and_manifest(net, state, tmp_path):
     manifest = json.loads(manifest_path.read_text())
     assert manifest["model"] == "torch.nn.modules.container.Sequential"
     assert manifest["layer"] == "1"
-    assert manifest["class"]["index"] == 3 and manifest["class"]["name"] == "dog"
-    assert manifest["contrast"]["index"] == 0 and manifest["contrast"]["name"] == "ant"
+    assert manifest["class"]["index"] == 3
+    assert manifest["class"]["name"] == "dog"
+    assert manifest["contrast"]["index"] == 0
+    assert manifest["contrast"]["name"] == "ant"
     assert manifest["method"]["name"] == "hirescam"
     assert manifest["evidence"] == "against"
-    assert manifest["alpha"] == 0.6 and manifest["colormap"] == "jet"
+    assert manifest["alpha"] == 0.6
+    assert manifest["colormap"] == "jet"
     assert manifest["input_shape"] == [1, 3, 16, 16]
     assert manifest["gradcam_widgets_version"] == gw.__version__
     assert manifest["faithfulness"]["steps"] == 4

@@ -62,7 +62,9 @@ def test_hand_made_deletion_and_insertion_exact():
     np.testing.assert_allclose(gone.fractions, [0, 0.25, 0.5, 0.75, 1.0])
     area = 0.25 * sum((expected[k] + expected[k + 1]) / 2 for k in range(4))
     assert gone.auc == pytest.approx(area, rel=1e-6)
-    assert gone.baseline == "zero" and gone.steps == 4 and gone.kind == "deletion"
+    assert gone.baseline == "zero"
+    assert gone.steps == 4
+    assert gone.kind == "deletion"
 
     back = fm.insertion(model, x, heat, target=0, steps=4, baseline="zero")
     expected = [0.5, sigmoid(3), sigmoid(4), sigmoid(4), sigmoid(4)]
@@ -143,7 +145,8 @@ def test_baselines():
     x = np.random.default_rng(0).random((2, 3, 64, 64)).astype(np.float32)
     axes = (2, 3)
     zero, name = fm._baseline("zero", x, axes)
-    assert name == "zero" and not zero.any()
+    assert name == "zero"
+    assert not zero.any()
     mean, _ = fm._baseline("mean", x, axes)
     np.testing.assert_allclose(mean[:, :, 5, 7], x.mean(axis=(2, 3)), rtol=1e-6)
     blur, _ = fm._baseline("blur", x, axes)
@@ -154,8 +157,9 @@ def test_baselines():
     alone, _ = fm._baseline("blur", x[:, :1], axes)
     np.testing.assert_allclose(alone[:, 0], blur[:, 0], rtol=1e-6)
     constant, name = fm._baseline(0.25, x, axes)
-    assert name == "constant 0.25" and np.all(constant == 0.25)
-    given, name = fm._baseline(x * 0, x, axes)
+    assert name == "constant 0.25"
+    assert np.all(constant == 0.25)
+    _given, name = fm._baseline(x * 0, x, axes)
     assert name == "array"
     with pytest.raises(ValueError, match="unknown baseline"):
         fm._baseline("gray", x, axes)
@@ -182,10 +186,12 @@ def test_model_untouched_and_bad_input():
     first = fm.deletion(model, x, fm.centre_map((1, 16, 16)), target=0, steps=4)
     second = fm.deletion(model, x, fm.centre_map((1, 16, 16)), target=0, steps=4)
     np.testing.assert_array_equal(first.curve, second.curve)  # eval mode: no dropout
-    assert model.training and model.dropout.training
+    assert model.training
+    assert model.dropout.training
     for key, value in model.state_dict().items():
         assert torch.equal(value, before[key])
-    assert not model._forward_hooks and all(not m._forward_hooks for m in model.modules())
+    assert not model._forward_hooks
+    assert all(not m._forward_hooks for m in model.modules())
     with pytest.raises(ValueError, match="one map per image"):
         fm.deletion(model, x, np.zeros((2, 4, 4)))
     with pytest.raises(ValueError, match="positive integer"):

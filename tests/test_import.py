@@ -6,6 +6,8 @@ import sys
 import tomllib
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -24,18 +26,15 @@ def test_import_is_light():
 def test_unknown_attribute():
     import gradcam_widgets as gw
 
-    try:
+    with pytest.raises(AttributeError, match="does_not_exist"):
         gw.does_not_exist  # noqa: B018
-    except AttributeError as error:
-        assert "does_not_exist" in str(error)
-    else:
-        raise AssertionError("expected AttributeError")
 
 
 def test_one_version_source():
     # pyproject reads the version from the package; nobody writes it twice
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    assert "version" not in project["project"] and "version" in project["project"]["dynamic"]
+    assert "version" not in project["project"]
+    assert "version" in project["project"]["dynamic"]
     assert project["tool"]["setuptools"]["dynamic"]["version"] == {
         "attr": "gradcam_widgets.__version__"
     }

@@ -293,7 +293,7 @@ def test_dropout_and_batchnorm_run_in_inference_mode():
 
 
 @pytest.mark.parametrize(
-    "kwargs, inputs, message",
+    ("kwargs", "inputs", "message"),
     [
         ({"layer": "nope"}, images(2), r"unknown layer 'nope'. Candidate layers: conv1, conv2"),
         ({"layer": "dense"}, images(2), r"layer 'dense' has output shape \(1, 5\), not a spatial"),

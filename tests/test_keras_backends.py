@@ -21,6 +21,7 @@ keras = pytest.importorskip("keras")
 tf = pytest.importorskip("tensorflow")
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import keras_archs  # noqa: E402
 import keras_backend_worker as worker  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,6 +37,7 @@ def results(tmp_path_factory) -> dict[str, dict[str, np.ndarray]]:
     tmp = tmp_path_factory.mktemp("keras_backends")
     weights = tmp / "model.weights.h5"
     worker.build_model().save_weights(weights)
+    keras_archs.tiny_vit().save_weights(worker.vit_weights(str(weights)))
     found = {}
     for backend in BACKENDS:
         if importlib.util.find_spec(MODULE_OF[backend]) is None:
@@ -75,7 +77,8 @@ def _scaled_close(a: np.ndarray, b: np.ndarray, what: str) -> None:
 
 def test_same_maps_on_every_backend(results):
     reference = results["tensorflow"]
-    map_keys = [k for k in reference if k.count("/") >= 3] + ["logits", "cam"]
+    map_keys = [k for k in reference if k.count("/") >= 3 and not k.startswith("vit/")]
+    map_keys += ["logits", "cam"]
     assert len(map_keys) == 3 * 2 * 2 * len(worker.LAYERS) + 2
     assert any(np.any(reference[k] > 0) for k in map_keys)
     for backend, arrays in results.items():
@@ -95,7 +98,8 @@ def test_missing_gradient_is_refused_on_every_backend(results):
         assert "no gradient reached the output of ['unused']" in str(arrays["missing_error"]), (
             backend
         )
-        assert arrays["used"].shape == (3, 8, 8) and np.all(np.isfinite(arrays["used"]))
+        assert arrays["used"].shape == (3, 8, 8)
+        assert np.all(np.isfinite(arrays["used"]))
 
 
 # ------------------------------------------------------------------ independent computation
@@ -166,3 +170,37 @@ def test_cam_at_the_pooled_input_equals_the_dense_weights_formula(results):
     expected = np.einsum("nk,nkhw->nhw", kernel[:, [1, 2, 3]].T, a)
     for backend, arrays in results.items():
         _scaled_close(arrays["cam"], expected, backend)
+
+
+def test_vit_layouts_are_the_same_on_every_backend(results):
+    reference = results["tensorflow"]
+    assert list(reference["vit/candidates"]) == ["patch", *keras_archs.TOKEN_LAYERS]
+    assert str(reference["vit/default"]) == "attend1"
+    for backend, arrays in results.items():
+        assert list(arrays["vit/candidates"]) == list(reference["vit/candidates"]), backend
+        assert str(arrays["vit/default"]) == "attend1", backend
+        assert "attention internals" in str(arrays["vit/scores_error"]), backend
+        for name in worker.VIT_LAYERS:
+            assert arrays[f"vit/{name}"].shape == (3, keras_archs.GRID, keras_archs.GRID)
+            _scaled_close(arrays[f"vit/{name}"], reference[f"vit/{name}"], f"{backend} {name}")
+
+
+def test_vit_token_maps_equal_an_independent_tape(results):
+    model = keras_archs.tiny_vit()
+    x = worker.vit_inputs()
+    classes = np.array(worker.VIT_TARGETS)
+    outputs = [model.get_layer(name).output for name in worker.VIT_LAYERS]
+    probe = keras.Model(model.inputs[0], [*outputs, model.output])
+    with tf.GradientTape() as tape:
+        *features, logits = probe(x, training=False)
+        score = tf.reduce_sum(tf.gather(logits, classes, axis=1, batch_dims=1))
+    grads = tape.gradient(score, features)
+    grid = keras_archs.GRID
+    for name, a, g in zip(worker.VIT_LAYERS, features, grads, strict=True):
+        prefix = a.shape[1] - grid * grid  # the class token, dropped
+        a = a.numpy()[:, prefix:].reshape(3, grid, grid, -1)
+        g = g.numpy()[:, prefix:].reshape(3, grid, grid, -1)
+        expected = np.maximum(np.einsum("nc,nhwc->nhw", g.mean(axis=(1, 2)), a), 0)
+        assert np.any(expected > 0), name
+        for backend, arrays in results.items():
+            _scaled_close(arrays[f"vit/{name}"], expected, f"{backend} {name}")

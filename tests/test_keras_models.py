@@ -124,7 +124,7 @@ def _small(policy: str) -> keras.Model:
 
 
 @pytest.mark.parametrize(
-    "policy, precision",
+    ("policy", "precision"),
     [("mixed_float16", 1e-2), ("float16", 1e-2), ("mixed_bfloat16", 5e-2), ("bfloat16", 5e-2)],
 )
 def test_low_precision_models_give_float32_maps(policy, precision):

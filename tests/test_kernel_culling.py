@@ -14,8 +14,6 @@ import asyncio
 import concurrent.futures
 import json
 import os
-import socket
-import subprocess
 import sys
 import time
 import urllib.error
@@ -23,18 +21,13 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from servers import ROOT_FLAG, answers, free_port, running
 
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "culling-test"
 IDLE_S, INTERVAL_S = 10, 1  # long enough for a kernel to start on a busy machine
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _call(url: str, method: str = "GET"):
@@ -53,37 +46,20 @@ def server(tmp_path):
     config_dir = tmp_path / "config"
     config_dir.mkdir()
     (config_dir / "jupyter_server_config.json").write_text(json.dumps(config))
-    port = _free_port()
+    port = free_port()
     env = dict(os.environ, JUPYTER_CONFIG_DIR=str(config_dir),
                JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"))
-    log = (tmp_path / "server.log").open("w")
-    process = subprocess.Popen(
+    url = f"http://127.0.0.1:{port}"
+    with running(
         [sys.executable, "-m", "jupyter", "server", "--no-browser", "--ServerApp.ip=127.0.0.1",
          f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
-         f"--IdentityProvider.token={TOKEN}", f"--ServerApp.root_dir={tmp_path}",
-         *(["--allow-root"] if os.geteuid() == 0 else [])],
-        env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert process.poll() is None, (tmp_path / "server.log").read_text()
-            try:
-                _call(f"{url}/api/status")
-                break
-            except (urllib.error.URLError, ConnectionError):
-                assert time.monotonic() < deadline, "the server did not start in 90 s"
-                time.sleep(0.5)
+         f"--IdentityProvider.token={TOKEN}", f"--ServerApp.root_dir={tmp_path}", *ROOT_FLAG],
+        name="the Jupyter server",
+        ready=answers(f"{url}/api/status", headers={"Authorization": f"token {TOKEN}"}),
+        log=tmp_path / "server.log",
+        env=env,
+    ):
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-        log.close()
 
 
 def _kernel(url: str, kernel_id: str) -> dict | None:

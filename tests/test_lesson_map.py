@@ -24,7 +24,8 @@ def test_lesson_00_opens_the_readme_badge_link():
     lesson = _markdown(ROOT / "notebooks" / "00_start_here.ipynb")
     links = re.findall(r"\((https://mybinder\.org/v2/[^)]+)\)", lesson)
     assert links == [badge]
-    assert "OWNER" not in lesson and "REPO" not in lesson
+    assert "OWNER" not in lesson
+    assert "REPO" not in lesson
     assert badge.endswith("?urlpath=lab/tree/notebooks/00_start_here.ipynb")
 
 

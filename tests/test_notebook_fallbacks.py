@@ -47,4 +47,5 @@ def test_every_saved_explorer_carries_a_png(path: Path):
         )
         png = base64.b64decode("".join(data["image/png"]))
         picture = Image.open(io.BytesIO(png))
-        assert picture.format == "PNG" and min(picture.size) >= 28
+        assert picture.format == "PNG"
+        assert min(picture.size) >= 28

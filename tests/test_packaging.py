@@ -49,7 +49,8 @@ def test_the_wheel_installs_and_works_outside_the_repository(tmp_path):
     dist = tmp_path / "dist"
     _run([sys.executable, "-m", "build", "--outdir", str(dist), str(ROOT)], cwd=tmp_path)
     wheels, sdists = list(dist.glob("*.whl")), list(dist.glob("*.tar.gz"))
-    assert len(wheels) == 1 and len(sdists) == 1, list(dist.iterdir())
+    assert len(wheels) == 1, list(dist.iterdir())
+    assert len(sdists) == 1, list(dist.iterdir())
     names = zipfile.ZipFile(wheels[0]).namelist()
     assert "gradcam_widgets/resources/imagenet_classes.txt" in names
     assert not any(n.startswith(("tests/", "notebooks/", "benchmarks/")) for n in names)
@@ -105,5 +106,6 @@ def test_repo2docker_builds_from_binder(tmp_path):
     assert 'env update -p ${NB_PYTHON_PREFIX} --file "binder/environment.yml"' in dockerfile
     assert "RUN ./binder/postBuild" in dockerfile
     # binder/ hides the root files: no root environment.yml, no pip install of pyproject.
-    assert "src/environment.yml" not in dockerfile and '--file "environment.yml"' not in dockerfile
+    assert "src/environment.yml" not in dockerfile
+    assert '--file "environment.yml"' not in dockerfile
     assert "pyproject.toml" not in dockerfile

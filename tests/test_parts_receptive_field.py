@@ -43,7 +43,8 @@ def test_parts_rebuild_gradcam(small_net):
     np.testing.assert_allclose(np.maximum(parts.weighted_sum, 0), parts.heatmap, atol=1e-6)
     logits = model(torch.as_tensor(inputs)).detach().numpy()
     np.testing.assert_allclose(parts.scores, logits[[0, 1], [0, 2]], rtol=1e-5)
-    assert list(parts.targets) == [0, 2] and parts.layer == "4"
+    assert list(parts.targets) == [0, 2]
+    assert parts.layer == "4"
 
 
 def test_parts_top_class_and_errors(small_net):
@@ -129,6 +130,7 @@ def test_question_repr_hides_the_answer():
     from gradcam_widgets.exercises import lesson04
 
     text = repr(lesson04.QUIZ)
-    assert "(b)" in text and "explanation" not in text.lower()
+    assert "(b)" in text
+    assert "explanation" not in text.lower()
     for question in lesson04.QUIZ.questions:
         assert question.explanation not in text

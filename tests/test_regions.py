@@ -70,7 +70,8 @@ def test_pointing_game_hits_misses_and_tolerance():
 
 def test_upsample_maps_shape_and_errors():
     up = metrics.upsample_maps(np.ones((2, 7, 7)), (28, 14))
-    assert up.shape == (2, 28, 14) and up.dtype == np.float32
+    assert up.shape == (2, 28, 14)
+    assert up.dtype == np.float32
     with pytest.raises(ValueError, match="heatmaps"):
         metrics.upsample_maps(np.ones((1, 1, 7, 7)), 28)
 

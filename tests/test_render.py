@@ -17,7 +17,8 @@ def test_overlay_blends_pixel_by_pixel():
     result = gw.overlay(image, heatmap, alpha=0.25, colormap="viridis")
     colours = colormaps["viridis"](np.array([[0.0, 0.5], [0.25, 1.0]]), bytes=True)[..., :3]
     expected = np.round(0.75 * 100 + 0.25 * colours.astype(np.float32)).astype(np.uint8)
-    assert result.dtype == np.uint8 and result.shape == (2, 2, 3)
+    assert result.dtype == np.uint8
+    assert result.shape == (2, 2, 3)
     np.testing.assert_array_equal(result, expected)
 
 
@@ -52,7 +53,7 @@ def test_heatmap_resized_bilinearly_to_the_image():
 
 
 @pytest.mark.parametrize(
-    "call, message",
+    ("call", "message"),
     [
         (lambda: gw.overlay(np.zeros((4, 4, 3)), np.ones((2, 2)), alpha=1.5), "alpha"),
         (lambda: gw.overlay(np.full((4, 4), 3.0), np.ones((2, 2))), r"\[0, 1\]"),

@@ -44,7 +44,8 @@ def test_exact_values_on_a_hand_set_network():
     # with a positive signal (only unit 0, 1.5) pass it; the conv kernel of unit 0 is +1
     # on pixel a. Plain backprop would give [1.5, 2] (unit 3: -2 times kernel -1 on b).
     guided = gw.saliency.guided_backprop(net, X, target=0)
-    assert guided.shape == (1, 1, 1, 2) and guided.dtype == np.float32
+    assert guided.shape == (1, 1, 1, 2)
+    assert guided.dtype == np.float32
     np.testing.assert_array_equal(guided.reshape(2), [1.5, 0.0])
     # Class 1: the row [-1, 0.5, 2, 3]; unit 0 is negative (blocked), unit 3 passes 3,
     # through the kernel -1 on pixel b.
@@ -147,10 +148,12 @@ def test_the_model_is_left_untouched():
     before = {name: p.detach().clone() for name, p in net.named_parameters()}
     modules_before = [type(m) for m in net.modules()]
     gw.saliency.guided_backprop(net, X, target=0)
-    assert net.training and all(m.training for m in net.modules())
+    assert net.training
+    assert all(m.training for m in net.modules())
     assert [type(m) for m in net.modules()] == modules_before
     for name, p in net.named_parameters():
-        assert torch.equal(p, before[name]) and p.grad is None
+        assert torch.equal(p, before[name])
+        assert p.grad is None
     assert all(not m._forward_hooks and not m._backward_hooks for m in net.modules())
     # After the call, the ReLU has its ordinary gradient again.
     x = torch.tensor(X, requires_grad=True)
@@ -170,7 +173,7 @@ def test_bad_targets_are_refused():
 
 
 def test_not_a_model():
-    with pytest.raises(TypeError, match="torch.nn.Module"):
+    with pytest.raises(TypeError, match=r"torch\.nn\.Module"):
         gw.saliency.guided_backprop(object(), X)
 
 

@@ -19,6 +19,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 from archs import channels_last_to_map, import_timm, oracle_gradcam, tokens_to_map  # noqa: E402
+from models import captum_gradcam  # noqa: E402
 
 import gradcam_widgets as gw  # noqa: E402
 from gradcam_widgets.backends.layout import Layout  # noqa: E402
@@ -44,13 +45,6 @@ def infos(model, x) -> dict:
     return {info.name: info for info in found}
 
 
-def captum_gradcam(model, layer, x, target) -> np.ndarray:
-    from captum.attr import LayerGradCam
-
-    attribution = LayerGradCam(model, layer).attribute(x, target=target, relu_attributions=True)
-    return attribution.detach().numpy()[:, 0]
-
-
 def close(got, expected):
     assert expected.max() > 0
     np.testing.assert_allclose(got, expected, rtol=1e-3, atol=1e-4 * expected.max())
@@ -67,7 +61,7 @@ def test_resnet18_matches_captum():
 
 
 @pytest.mark.parametrize(
-    "name, prefix", [("vit_tiny_patch16_224", 1), ("deit_tiny_distilled_patch16_224", 2)]
+    ("name", "prefix"), [("vit_tiny_patch16_224", 1), ("deit_tiny_distilled_patch16_224", 2)]
 )
 def test_vit_default_is_the_last_blocks_norm1_and_exact(name, prefix):
     model, x = built(name)
@@ -113,7 +107,8 @@ def test_mobilevit_unfolded_sequences_are_not_candidates():
     model, x = built("mobilevit_xxs")
     found = infos(model, x)
     folded = [n for n, info in found.items() if info.shape and info.shape[0] != 1]
-    assert folded and not any(found[n].is_candidate for n in folded)
+    assert folded
+    assert not any(found[n].is_candidate for n in folded)
     result = gw.explain(model, x, [TARGETS])
     assert result.layers == ["final_conv"]
     assert result.maps()["final_conv"].shape == (2, 8, 8)  # one map per image

@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
+from models import captum_gradcam, small_cnn  # noqa: E402
+from models import torch_images as images  # noqa: E402
 from torch import nn  # noqa: E402
 
 import gradcam_widgets as gw  # noqa: E402
@@ -40,32 +42,6 @@ def hand_set_model() -> nn.Sequential:
 X_HAND = torch.tensor([[[[1.0, 2.0], [3.0, 4.0]]]])
 
 
-def small_cnn(seed: int = 0, **extra) -> nn.Sequential:
-    torch.manual_seed(seed)
-    return nn.Sequential(
-        nn.Conv2d(3, 4, 3, padding=1),
-        nn.ReLU(),
-        nn.Conv2d(4, 6, 3),
-        nn.ReLU(),
-        nn.AdaptiveAvgPool2d(1),
-        nn.Flatten(),
-        nn.Linear(6, 5),
-    )
-
-
-def images(n: int = 2, size: int = 8, seed: int = 1) -> torch.Tensor:
-    return torch.from_numpy(
-        np.random.default_rng(seed).normal(size=(n, 3, size, size)).astype(np.float32)
-    )
-
-
-def captum_gradcam(model: nn.Module, layer: nn.Module, x: torch.Tensor, target) -> np.ndarray:
-    from captum.attr import LayerGradCam
-
-    attribution = LayerGradCam(model, layer).attribute(x, target=target, relu_attributions=True)
-    return attribution.detach().numpy()[:, 0]
-
-
 def snapshot(model: nn.Module) -> dict:
     return {
         "state": {k: v.clone() for k, v in model.state_dict().items()},
@@ -84,7 +60,8 @@ def assert_untouched(model: nn.Module, before: dict) -> None:
     assert before["requires_grad"] == after["requires_grad"]
     assert before["grad_enabled"] == after["grad_enabled"]
     for module in model.modules():
-        assert not module._forward_hooks and not module._forward_pre_hooks
+        assert not module._forward_hooks
+        assert not module._forward_pre_hooks
         assert not module._backward_hooks
     assert all(p.grad is None for p in model.parameters())
 
@@ -112,7 +89,8 @@ def test_hand_set_model_default_target_is_top_class():
 
 def test_result_type_and_shape():
     heatmaps = gw.gradcam(small_cnn(), images(3))
-    assert heatmaps.dtype == np.float32 and heatmaps.shape == (3, 6, 6)
+    assert heatmaps.dtype == np.float32
+    assert heatmaps.shape == (3, 6, 6)
 
 
 # --------------------------------------------------------------------------- captum
@@ -273,7 +251,8 @@ def test_train_mode_model_computed_in_eval_mode_and_flags_restored():
     for result in results:  # Dropout off and BatchNorm on running stats: deterministic
         np.testing.assert_allclose(result, expected, rtol=1e-5, atol=1e-6)
     assert_untouched(model, before)
-    assert model.training and not model[1].training
+    assert model.training
+    assert not model[1].training
 
 
 def test_final_softmax_uses_the_pre_softmax_score():
@@ -317,7 +296,7 @@ def test_single_image_without_batch_axis_and_numpy_input():
 
 
 @pytest.mark.parametrize(
-    "kwargs, inputs, message",
+    ("kwargs", "inputs", "message"),
     [
         ({"layer": "nope"}, images(2), r"unknown layer 'nope'. Candidate layers: 0, 1, 2, 3"),
         ({"layer": "6"}, images(2), r"layer '6' has output shape \(1, 5\), not a spatial"),
@@ -356,7 +335,7 @@ def test_error_raised_after_the_forward_pass_leaves_the_model_untouched():
 
 
 def test_model_of_another_framework_is_refused():
-    with pytest.raises(TypeError, match="torch.nn.Module and keras.Model"):
+    with pytest.raises(TypeError, match=r"torch\.nn\.Module and keras\.Model"):
         gw.gradcam(object(), np.zeros((1, 3, 4, 4)))
 
 

@@ -13,36 +13,12 @@ import pytest
 
 torch = pytest.importorskip("torch")
 from archs import oracle_gradcam, seeded  # noqa: E402
+from models import captum_gradcam, small_cnn  # noqa: E402
+from models import torch_images as images  # noqa: E402
 from torch import nn  # noqa: E402
 
 import gradcam_widgets as gw  # noqa: E402
 from gradcam_widgets.backends.base import check_not_probabilities  # noqa: E402
-
-
-def small_cnn(seed: int = 0) -> nn.Sequential:
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        return nn.Sequential(
-            nn.Conv2d(3, 4, 3, padding=1),
-            nn.ReLU(),
-            nn.Conv2d(4, 6, 3),
-            nn.ReLU(),
-            nn.AdaptiveAvgPool2d(1),
-            nn.Flatten(),
-            nn.Linear(6, 5),
-        )
-
-
-def images(n: int = 2, size: int = 8, seed: int = 1) -> torch.Tensor:
-    rng = np.random.default_rng(seed)
-    return torch.from_numpy(rng.normal(size=(n, 3, size, size)).astype(np.float32))
-
-
-def captum_gradcam(model: nn.Module, layer: nn.Module, x: torch.Tensor, target) -> np.ndarray:
-    from captum.attr import LayerGradCam
-
-    attribution = LayerGradCam(model, layer).attribute(x, target=target, relu_attributions=True)
-    return attribution.detach().numpy()[:, 0]
 
 
 def identity_map(tensor: torch.Tensor) -> torch.Tensor:
@@ -99,7 +75,7 @@ def test_inductor_compiled_model():
     compiled = torch.compile(model)
     try:
         compiled(x)
-    except Exception as error:  # noqa: BLE001 - no compiler on this machine
+    except Exception as error:  # no compiler on this machine
         pytest.skip(f"inductor cannot compile here: {error}")
     np.testing.assert_allclose(
         gw.gradcam(compiled, x, [1, 3], "2"), captum_gradcam(model, model[2], x, [1, 3]), atol=1e-6
@@ -286,10 +262,7 @@ class CountsModeChanges(nn.Module):
         return super().train(mode)
 
     def forward(self, x):
-        if self.training:
-            bias = self.bias * 2
-        else:
-            bias = self.cache.setdefault("bias", self.bias * 2)
+        bias = self.bias * 2 if self.training else self.cache.setdefault("bias", self.bias * 2)
         return self.head((self.conv(x) + bias).mean(dim=(2, 3)))
 
 
@@ -308,7 +281,8 @@ def test_a_model_in_eval_mode_is_left_alone_and_can_be_deep_copied():
 def test_a_training_model_gets_train_back_with_its_side_effects():
     model = CountsModeChanges().train()
     gw.gradcam(model, images(), 0, "conv")
-    assert model.training and model.mode_calls > 1
+    assert model.training
+    assert model.mode_calls > 1
     assert model.cache == {}  # train() ran again and emptied the cache
     copy.deepcopy(model)
 

@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-import datetime
 import io
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from helpers import encode, upload_value
+from models import torch_bundle
 from PIL import Image
 
 from gradcam_widgets import uploads
-
-
-def encode(array: np.ndarray, fmt: str = "PNG", mode: str | None = None) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(array, mode=mode).save(buffer, format=fmt)
-    return buffer.getvalue()
 
 
 @pytest.fixture
@@ -25,29 +19,18 @@ def photo():
     return rng.integers(0, 256, size=(30, 40, 3), dtype=np.uint8)
 
 
-def upload_value(data: bytes, name: str = "photo.png") -> tuple[dict, ...]:
-    """What ipywidgets 8's FileUpload.value holds after one file is chosen."""
-    return (
-        {
-            "name": name,
-            "type": "image/png",
-            "size": len(data),
-            "content": memoryview(data),
-            "last_modified": datetime.datetime(2024, 1, 1).astimezone(),
-        },
-    )
-
-
 def test_png_and_jpeg_decode_to_rgb(photo):
     assert np.array_equal(uploads.image_from_bytes(encode(photo)), photo)
     jpeg = uploads.image_from_bytes(encode(photo, "JPEG"))
-    assert jpeg.shape == (30, 40, 3) and jpeg.dtype == np.uint8
+    assert jpeg.shape == (30, 40, 3)
+    assert jpeg.dtype == np.uint8
     assert np.abs(jpeg.astype(int) - photo.astype(int)).mean() < 60  # lossy, but the same picture
 
 
 def test_grayscale_palette_and_transparency_become_rgb(photo):
     gray = uploads.image_from_bytes(encode(photo[..., 0]))
-    assert gray.shape == (30, 40, 3) and np.array_equal(gray[..., 0], photo[..., 0])
+    assert gray.shape == (30, 40, 3)
+    assert np.array_equal(gray[..., 0], photo[..., 0])
     rgba = np.dstack([photo, np.zeros((30, 40), dtype=np.uint8)])  # fully transparent
     assert np.all(uploads.image_from_bytes(encode(rgba)) == 255)  # on white
     palette = Image.fromarray(photo).convert("P")
@@ -63,7 +46,7 @@ def test_large_photos_are_shrunk_keeping_the_aspect_ratio():
 
 
 def test_a_file_that_is_not_an_image_gets_a_clear_message():
-    with pytest.raises(uploads.UploadError, match="'notes.txt' is not an image.*JPEG, PNG"):
+    with pytest.raises(uploads.UploadError, match=r"'notes\.txt' is not an image.*JPEG, PNG"):
         uploads.image_from_bytes(b"Grad-CAM notes\n", name="'notes.txt'")
     with pytest.raises(uploads.UploadError, match="empty"):
         uploads.image_from_bytes(b"")
@@ -71,7 +54,7 @@ def test_a_file_that_is_not_an_image_gets_a_clear_message():
 
 def test_a_truncated_image_gets_a_clear_message(photo):
     data = encode(photo, "JPEG")
-    with pytest.raises(uploads.UploadError, match="could not be decoded.*damaged"):
+    with pytest.raises(uploads.UploadError, match=r"could not be decoded.*damaged"):
         uploads.image_from_bytes(data[: len(data) // 2])
 
 
@@ -90,43 +73,26 @@ def test_image_from_upload_reads_ipywidgets_7_and_8_values(photo):
 
 def test_read_upload_never_raises(photo):
     image, message = uploads.read_upload(upload_value(encode(photo)))
-    assert np.array_equal(image, photo) and message == ""
+    assert np.array_equal(image, photo)
+    assert message == ""
     image, message = uploads.read_upload(upload_value(b"%PDF-1.4 ...", "paper.pdf"))
-    assert image is None and "'paper.pdf' is not an image" in message
+    assert image is None
+    assert "'paper.pdf' is not an image" in message
     assert uploads.read_upload(None) == (
         None,
         "no file uploaded yet: click the upload button and choose a photo.",
     )
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def bundle():
-    torch = pytest.importorskip("torch")
-    from torch import nn
-
-    torch.manual_seed(0)
-    model = nn.Sequential(
-        nn.Conv2d(3, 4, 3, padding=1),
-        nn.ReLU(),
-        nn.Conv2d(4, 4, 3, padding=1, stride=2),
-        nn.ReLU(),
-        nn.AdaptiveAvgPool2d(1),
-        nn.Flatten(),
-        nn.Linear(4, 3),
-    ).eval()
-
-    def preprocess(image):
-        resized = np.asarray(Image.fromarray(image).resize((16, 16)), dtype=np.float32) / 255.0
-        return resized.transpose(2, 0, 1)[None]
-
-    return SimpleNamespace(
-        model=model, preprocess=preprocess, class_names=["a", "b", "c"], layers=["1", "3"]
-    )
+    return torch_bundle()
 
 
 def test_upload_explorer_explains_an_uploaded_photo(bundle, photo):
     box = uploads.UploadExplorer(bundle, top_k=2)
-    assert box.explorer is None and "Choose a photo" in box.message.value
+    assert box.explorer is None
+    assert "Choose a photo" in box.message.value
     box.upload.value = upload_value(encode(photo))
     assert box.explorer is not None
     assert np.array_equal(box.image, photo)
@@ -141,4 +107,5 @@ def test_upload_explorer_keeps_the_last_photo_when_a_bad_file_comes(bundle, phot
     first = box.explorer
     box.upload.value = upload_value(b"hello", "notes.txt")
     assert box.explorer is first
-    assert "is not an image" in box.message.value and "#b3261e" in box.message.value
+    assert "is not an image" in box.message.value
+    assert "#b3261e" in box.message.value

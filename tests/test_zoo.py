@@ -43,7 +43,8 @@ def test_class_names():
     assert len(names) == 1000
     assert [names[i] for i in CAT_CLASSES] == ["Egyptian cat", "tiger cat", "tabby"]
     assert names[ESPRESSO] == "espresso"
-    assert names[0] == "tench" and names[999] == "toilet tissue"
+    assert names[0] == "tench"
+    assert names[999] == "toilet tissue"
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
@@ -130,7 +131,8 @@ def test_default_layer_maps_agree_with_the_top_class(nets, framework):
     x = net.preprocess(photo("coffee"))
     default = gw.gradcam(net.model, x, layer=net.default_layer)
     explicit = gw.gradcam(net.model, x, target=ESPRESSO, layer="head")
-    assert default.shape == (1, 7, 7) and default.dtype == np.float32
+    assert default.shape == (1, 7, 7)
+    assert default.dtype == np.float32
     np.testing.assert_array_equal(default, explicit)
 
 
@@ -198,10 +200,13 @@ def test_preprocess(nets):
     image = photo("coffee")
     torch_batch = nets["torch"].preprocess(image)
     keras_batch = nets["keras"].preprocess(image)
-    assert torch_batch.shape == (1, 3, 224, 224) and torch_batch.dtype == np.float32
-    assert keras_batch.shape == (1, 224, 224, 3) and keras_batch.dtype == np.float32
+    assert torch_batch.shape == (1, 3, 224, 224)
+    assert torch_batch.dtype == np.float32
+    assert keras_batch.shape == (1, 224, 224, 3)
+    assert keras_batch.dtype == np.float32
     np.testing.assert_array_equal(torch_batch, keras_batch.transpose(0, 3, 1, 2))
-    assert -1.0 <= keras_batch.min() and keras_batch.max() <= 1.0
+    assert keras_batch.min() >= -1.0
+    assert keras_batch.max() <= 1.0
     white = nets["keras"].preprocess(np.full((10, 30, 3), 255, np.uint8))
     np.testing.assert_allclose(white, (255 - 127) / 128)
     gray = nets["keras"].preprocess(np.full((10, 30), 127, np.uint8))
@@ -242,7 +247,8 @@ def test_online_options_are_wired_up(monkeypatch, name):
     constructor = getattr(keras.applications, spec.constructor)
 
     def untrained(weights, classifier_activation):
-        assert weights == "imagenet" and classifier_activation is None
+        assert weights == "imagenet"
+        assert classifier_activation is None
         return constructor(weights=None, classifier_activation=None)
 
     monkeypatch.setattr(keras.applications, spec.constructor, untrained)
@@ -252,5 +258,7 @@ def test_online_options_are_wired_up(monkeypatch, name):
     assert net.default_layer in net.layers
     for layer in net.layers:
         shape = net.model.get_layer(layer).output.shape
-        assert len(shape) == 4 and shape[1] > 1 and shape[2] > 1, layer
+        assert len(shape) == 4, layer
+        assert shape[1] > 1, layer
+        assert shape[2] > 1, layer
     assert net.model.output_shape == (None, 1000)

@@ -21,15 +21,18 @@ from typing import Any
 import keras
 import numpy as np
 
+from . import keras_layout
 from .base import (
     Capture,
     Head,
     LayerCache,
     LayerInfo,
+    Layout,
     Reshape,
     TargetSet,
     check_logits_shape,
     resolve_target_set,
+    to_channels_first,
     validate_pixels,
 )
 from .keras_forward import INPUT_SUFFIX, forward, named_layers, producer
@@ -175,9 +178,12 @@ class KerasBackend:
         return None
 
     def describe_layers(self, model: keras.Model, batch: np.ndarray) -> list[LayerInfo]:
-        """Run one forward on the first image and record every layer's output shape.
+        """Run one forward on the first image; record every layer's output and its layout.
 
-        Eager on TensorFlow and PyTorch, abstract (shapes only) on JAX.
+        Eager on TensorFlow and PyTorch, abstract (shapes only) on JAX. Layouts are
+        decided by :func:`.keras_layout.decide`: shapes, then the layers' types, then a
+        pass on a wider image; a tensor whose layout stays open (or that is no image
+        grid, such as attention scores) is not a candidate.
 
         Each layer's input is described too, as ``"name:input"``, accepted by name but
         not listed among the candidates, except the feature map that feeds the head
@@ -194,31 +200,29 @@ class KerasBackend:
             # every layer is counted once.
             _call(model, batch[:1])
         names = {id(layer): name for name, layer in named_layers(model)}
-        first = batch[:1]
-        records: list = []
+        records = _record(model, batch[:1])
+        entries = _entries(records, names)
 
-        def record() -> None:
-            records.extend(forward(model, lambda: _call(model, first)).records)
+        def wider() -> dict[str, tuple[int, ...] | None]:
+            again = _entries(_record(model, keras_layout.wider_image(batch[:1])), names)
+            return {entry.name: entry.shape for entry in again}
 
-        _steps.run_for_shapes(record)
-        head_input = _head_input(records)
-        seen: dict[str, list[Any]] = {}
-        for index, (layer, args, _, output) in enumerate(records):
-            name = names[id(layer)]
-            entries = (
-                (name + INPUT_SUFFIX, args[0] if args else None, index != head_input),
-                (name, output, False),
+        image = (int(batch.shape[1]), int(batch.shape[2]))
+        decided = keras_layout.decide(entries, image, wider)
+        layouts = {entry.name: layout for entry, (layout, _) in zip(entries, decided, strict=True)}
+        shown = _head_input(records, names, layouts)
+        infos = [
+            LayerInfo(
+                entry.name,
+                entry.shape,
+                None if layout is None else layout.grid,
+                entry.calls,
+                layout=layout,
+                note=note,
+                hidden=entry.is_input and entry.name != shown,
             )
-            for entry, tensor, hidden in entries:
-                if entry in seen:
-                    seen[entry][1] += 1
-                else:
-                    shape = _shape(tensor)
-                    seen[entry] = [shape, 1, hidden]
-        infos = []
-        for name, (shape, calls, hidden) in seen.items():
-            spatial = (shape[1], shape[2]) if shape is not None and len(shape) == 4 else None
-            infos.append(LayerInfo(name, shape, spatial, calls, hidden=hidden))
+            for entry, (layout, note) in zip(entries, decided, strict=True)
+        ]
         _LAYER_CACHE.put(model, key, infos)
         return infos
 
@@ -253,15 +257,20 @@ class KerasBackend:
                 f"no gradient reached the output of {sorted(missing)}: the class score does not "
                 "depend on it. Choose another layer."
             )
+        infos = {info.name: info for info in self.describe_layers(model, batch)} if layers else {}
+
+        def as_map(name: str, tensor: Any) -> np.ndarray:
+            return _as_map(tensor, reshape, infos[name], size)
+
         gradients = [
-            {name: _channels_first(g, reshape) for name, g in zip(layers, grads, strict=True)}
+            {name: as_map(name, g) for name, g in zip(layers, grads, strict=True)}
             for grads in result["gradients"]
         ]
         head = _head(result) if with_head else None
         return Capture(
             logits=logits,
             activations={
-                name: _channels_first(a, reshape)
+                name: as_map(name, a)
                 for name, a in zip(layers, result["activations"], strict=True)
             },
             targets=[classes for classes, _ in resolved],
@@ -327,32 +336,65 @@ def _head(result: dict[str, Any]) -> Head | None:
     return Head(features, weight.astype(np.float32), centre=mean, tolerance=tolerance)
 
 
-def _shape(tensor: Any) -> tuple[int, ...] | None:
-    shape = getattr(tensor, "shape", None)
-    return None if shape is None else tuple(int(size) for size in shape)
+def _record(model: keras.Model, image: np.ndarray) -> list:
+    """Every layer call of one forward pass on ``image`` (shapes only on JAX)."""
+    records: list = []
+
+    def record() -> None:
+        records.extend(forward(model, lambda: _call(model, image)).records)
+
+    _steps.run_for_shapes(record)
+    return records
 
 
-def _is_map(tensor: Any) -> bool:
-    shape = _shape(tensor)
-    return shape is not None and len(shape) == 4 and shape[1] > 1 and shape[2] > 1
+def _entries(records: list, names: dict[int, str]) -> list[keras_layout.Entry]:
+    """Each layer's input (``"name:input"``) and output, first call kept, calls counted."""
+    seen: dict[str, keras_layout.Entry] = {}
+    for layer, args, _, output in records:
+        name = names[id(layer)]
+        first = args[0] if args else None
+        for entry in (
+            keras_layout.Entry(
+                name + INPUT_SUFFIX, layer, first, None, keras_layout.shape_of(first),
+                is_input=True,
+            ),
+            keras_layout.Entry(name, layer, output, first, keras_layout.shape_of(output)),
+        ):
+            if entry.name in seen:
+                seen[entry.name].calls += 1
+            else:
+                seen[entry.name] = entry
+    return list(seen.values())
 
 
-def _head_input(records: list) -> int | None:
-    """The index of the head's first layer when no layer outputs the map it receives.
+def _is_map(layout: Layout | None) -> bool:
+    return layout is not None and layout.grid[0] > 1 and layout.grid[1] > 1
 
-    The head's first layer is the last one that takes a spatial feature map and returns
+
+def _head_input(
+    records: list, names: dict[int, str], layouts: dict[str, Layout | None]
+) -> str | None:
+    """The head's input, ``"name:input"``, when no layer outputs the map it receives.
+
+    The head's first layer is the last one that takes a feature map and returns
     something that is not one (global pooling, flattening). None when that map is a
     layer's output (the usual case: that layer is then the last candidate anyway).
     """
     for index in range(len(records) - 1, -1, -1):
-        _, args, _, output = records[index]
-        if args and _is_map(args[0]) and not _is_map(output):
-            return None if producer(records[:index], args[0]) is not None else index
+        layer, args, _, _ = records[index]
+        name = names[id(layer)]
+        if args and _is_map(layouts.get(name + INPUT_SUFFIX)) and not _is_map(layouts.get(name)):
+            return None if producer(records[:index], args[0]) is not None else name + INPUT_SUFFIX
     return None
 
 
-def _channels_first(tensor: Any, reshape: Reshape | None = None) -> np.ndarray:
-    """A captured ``(N, h, w, C)`` tensor as numpy ``(N, C, h, w)``, through ``reshape``."""
+def _as_map(tensor: Any, reshape: Reshape | None, info: LayerInfo, size: int) -> np.ndarray:
+    """A captured tensor as numpy ``(N, K, h, w)``: through ``reshape``, else its layout.
+
+    ``reshape`` returns the model's own layout, ``(N, h, w, C)``. Without it, the layout
+    read from the shapes and layers (:meth:`KerasBackend.describe_layers`) is used, once
+    the tensor is checked to have the described shape for this batch.
+    """
     if reshape is not None:
         tensor = reshape(tensor)
         if len(getattr(tensor, "shape", ())) != 4:
@@ -360,8 +402,21 @@ def _channels_first(tensor: Any, reshape: Reshape | None = None) -> np.ndarray:
                 "reshape= must return a 4-D tensor (N, h, w, C) for a Keras model; it "
                 f"returned shape {tuple(getattr(tensor, 'shape', ()))}."
             )
-    array = np.asarray(keras.ops.convert_to_numpy(tensor))
-    return np.ascontiguousarray(np.transpose(array.astype(np.float32, copy=False), (0, 3, 1, 2)))
+        array = np.asarray(keras.ops.convert_to_numpy(tensor)).astype(np.float32, copy=False)
+        return np.ascontiguousarray(np.transpose(array, (0, 3, 1, 2)))
+    array = np.asarray(keras.ops.convert_to_numpy(tensor)).astype(np.float32, copy=False)
+    if info.layout is None or info.shape is None:
+        raise ValueError(
+            f"the output of {info.name!r} has shape {array.shape}, which is not a map in any "
+            "layout the engine can decide: pass reshape= to lay it out as (N, h, w, C)."
+        )
+    if array.shape[0] != size or array.shape[1:] != tuple(info.shape[1:]):
+        raise ValueError(
+            f"the output of {info.name!r} has shape {array.shape} for {size} image(s), but "
+            f"{tuple(info.shape)} for one image when its layout was read: this layer's output "
+            "does not follow the batch. Pass reshape= to lay it out as (N, h, w, C)."
+        )
+    return to_channels_first(array, info.layout)
 
 
 BACKEND = KerasBackend()

@@ -357,7 +357,7 @@ class TorchBackend:
             wide = torch.cat([probe, probe[..., : max(1, probe.shape[-1] // 2)]], dim=-1)
             try:
                 wider = self._probe(model, wide, modules, keep=False)
-            except Exception:  # noqa: BLE001 - a model built for one size: no second look
+            except Exception:  # a model built for one size: no second look
                 wider = {}
             for name in still_open:
                 if name in wider and wider[name]["shape"] is not None:
@@ -474,10 +474,7 @@ class TorchBackend:
             def hook(module: nn.Module, args: Any, output: torch.Tensor) -> torch.Tensor:
                 # A frozen model (or torch.no_grad) gives an output outside the graph: make
                 # it a leaf so the score can be differentiated with respect to it.
-                if output.requires_grad:
-                    base = output
-                else:
-                    base = output.detach().requires_grad_(True)
+                base = output if output.requires_grad else output.detach().requires_grad_(True)
                 captured[name] = base
                 versions[name] = base._version
                 if name in copy_needed or base is not output:
@@ -659,7 +656,7 @@ class _GuidedReLUMode(torch.overrides.TorchFunctionMode):
         super().__init__()
         self.calls = 0
 
-    def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: ANN001, ANN204
+    def __torch_function__(self, func, types, args=(), kwargs=None):
         if func in self._RELUS:
             self.calls += 1
             return _GuidedReLU.apply(args[0])

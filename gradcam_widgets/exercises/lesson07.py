@@ -7,6 +7,9 @@ the value.
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -15,12 +18,13 @@ from ..backends import is_tensor, to_numpy
 from . import TODO, Feedback, Question, Quiz, feedback, is_todo
 
 __all__ = [
-    "TODO",
     "QUIZ",
+    "TODO",
     "broken_gradcam",
     "check_cam_from_hooks",
     "check_diagnosis",
-    "check_keras_tape",
+    "check_nested_gradcam",
+    "practice_nested_model",
 ]
 
 
@@ -143,70 +147,296 @@ def check_diagnosis(answer: Any) -> Feedback:
     return result
 
 
-def check_keras_tape(answer: Any, model: Any, inputs: Any, layer_name: str) -> Feedback:
-    """Exercise 3: Grad-CAM of the top class with a Keras sub-model and a GradientTape.
+class EngineSwitchedOff(RuntimeError):
+    """Raised by the package's backends while a check runs the learner's own function."""
+
+
+@contextmanager
+def _engine_switched_off() -> Iterator[None]:
+    """While active, every loaded backend refuses to run a model for the package.
+
+    ``gw.gradcam``, ``gw.explain``, ``gw.cam`` and ``gw.predict`` all reach the model
+    through a backend's ``capture`` or ``logits``; shadowing those two methods on the
+    backend instances refuses every such shortcut, however it was imported.
+    """
+    from .. import backends
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise EngineSwitchedOff(
+            "the package's map functions are switched off while the check runs your "
+            "function: compute the map with your own sub-model and GradientTape."
+        )
+
+    instances = {}
+    for entry in backends.BACKENDS:  # several entries may share one adapter module
+        module = sys.modules.get(f"{backends.__name__}{entry.module}")
+        instance = getattr(module, "BACKEND", None)
+        if instance is not None:
+            instances[id(instance)] = instance
+    for instance in instances.values():
+        instance.capture = instance.logits = refuse  # shadows the class's methods
+    try:
+        yield
+    finally:
+        for instance in instances.values():
+            del instance.capture, instance.logits
+
+
+def practice_nested_model() -> tuple[Any, np.ndarray, str, str]:
+    """The check's own nested Keras model, unlike the lesson's in every name and size.
+
+    ``Input(12, 12, 2) -> Rescaling(0.5) -> trunk -> GAP -> Dense(8, relu) -> Dense(5)``,
+    where ``trunk`` is a Functional model ``conv(4, relu) "c1" -> conv(6) "c2" -> ReLU "r2"
+    -> max-pool "p"``. Fixed seeds make its three images' top classes differ and its
+    weighted sums at ``c2`` negative in places, so the usual slips all show.
+
+    Returns:
+        ``(model, images (3, 12, 12, 2), backbone_name, layer_name)``.
+    """
+    import keras
+    from keras import layers
+
+    def init(seed: int) -> Any:
+        return keras.initializers.RandomNormal(stddev=0.6, seed=seed)
+
+    trunk_in = keras.Input((12, 12, 2))
+    h = layers.Conv2D(
+        4,
+        3,
+        padding="same",
+        activation="relu",
+        name="c1",
+        kernel_initializer=init(1),
+        bias_initializer=init(2),
+    )(trunk_in)
+    h = layers.Conv2D(
+        6, 3, padding="same", name="c2", kernel_initializer=init(3), bias_initializer=init(4)
+    )(h)
+    h = layers.ReLU(name="r2")(h)
+    trunk = keras.Model(trunk_in, layers.MaxPooling2D(name="p")(h), name="trunk")
+    outer_in = keras.Input((12, 12, 2))
+    h = trunk(layers.Rescaling(0.5, name="halve")(outer_in))
+    h = layers.GlobalAveragePooling2D(name="gap")(h)
+    h = layers.Dense(
+        8, activation="relu", name="hidden", kernel_initializer=init(5), bias_initializer=init(6)
+    )(h)
+    model = keras.Model(outer_in, layers.Dense(5, name="scores", kernel_initializer=init(7))(h))
+    rng = np.random.default_rng(_PRACTICE_SEED)
+    contrast = rng.uniform(0.0, 4.0, (3, 1, 1, 2))  # images unlike each other
+    images = (rng.random((3, 12, 12, 2)) * contrast).astype(np.float32)
+    return model, images, "trunk", "c2"
+
+
+_PRACTICE_SEED = 0
+
+
+def _nested_slips(
+    model: Any, images: np.ndarray, backbone_name: str, layer_name: str
+) -> tuple[np.ndarray, list[tuple[np.ndarray, str]]]:
+    """The right maps, and the maps of the usual slips with what to say about each."""
+    from ..engine import explain, gradcam
+
+    name = f"{backbone_name}/{layer_name}"
+    found = explain(model, images, [None], name)
+    a, g = found.activations[name].astype(np.float64), found.gradients[0][name]
+    weights = g.astype(np.float64).mean(axis=(2, 3), keepdims=True)
+    raw = (weights * a).sum(axis=1)
+    right = np.maximum(raw, 0)
+    top = found.logits.argmax(axis=1)
+    pooled = g.astype(np.float64).mean(axis=(0, 2, 3), keepdims=True)
+    peak = right.reshape(len(right), -1).max(axis=1).reshape(-1, 1, 1)
+    slips = [
+        (raw, "the map has negative values: apply a ReLU to the weighted sum."),
+        (
+            np.maximum((pooled * a).sum(axis=1), 0),
+            "every image got the same channel weights: average the gradient over height "
+            "and width (axes 1 and 2 in Keras's layout), not over the batch axis 0.",
+        ),
+        (
+            right / np.where(peak > 0, peak, 1.0),
+            "the map is scaled to a maximum of 1: return it unnormalised.",
+        ),
+        (
+            right / (float(right.max()) or 1.0),
+            "the maps are divided by their largest value: return them unnormalised.",
+        ),
+    ]
+    if len(set(top.tolist())) > 1:
+        first = gradcam(model, images, target=int(top[0]), layer=name)
+        slips.append(
+            (first, "every map is of the first image's class: take each image's own top class.")
+        )
+    backbone = model.get_layer(backbone_name)
+    for other in backbone.layers[1:]:
+        if other.name == layer_name:
+            continue
+        other_map = gradcam(model, images, layer=f"{backbone_name}/{other.name}")
+        slips.append(
+            (other_map, f"this is the map at {other.name!r}: take the layer the task names.")
+        )
+    slips.append(
+        (
+            gradcam(model, images, layer=backbone_name),
+            "this is the map at the backbone's output: take the layer inside it that the "
+            "task names.",
+        )
+    )
+    before = model.layers[1 : model.layers.index(backbone)]
+    if len(before) == 1 and type(before[0]).__name__ == "Rescaling":
+        scale = float(np.asarray(before[0].scale))
+        skipped = gradcam(model, images / scale, layer=name)
+        slips.append(
+            (
+                skipped,
+                f"the images skipped the {before[0].name!r} layer in front of the backbone: run "
+                "every layer of the outer model, the ones before the backbone too.",
+            )
+        )
+    return right, slips
+
+
+def _run_nested(
+    function: Any, model: Any, images: np.ndarray, backbone_name: str, layer_name: str
+) -> tuple[np.ndarray | None, Feedback | None]:
+    try:
+        with _engine_switched_off():
+            result = function(model, backbone_name, layer_name, images)
+    except EngineSwitchedOff as error:
+        return None, feedback(False, str(error))
+    except Exception as error:  # the learner's code: say what broke, and where to look
+        return None, feedback(
+            False,
+            f"your function raised {type(error).__name__}: {str(error)[:300]} "
+            "(a layer inside the backbone belongs to the backbone's own graph: "
+            "keras.Model can only join tensors of one graph.)",
+        )
+    if is_todo(result):
+        return None, feedback(None, "your function still returns TODO: write its body.")
+    maps = _array(result)
+    if maps is None:
+        return None, feedback(False, f"return an array of maps, not {type(result).__name__}.")
+    return maps, None
+
+
+def check_nested_gradcam(
+    function: Any,
+    model: Any = None,
+    images: Any = None,
+    backbone_name: str | None = None,
+    layer_name: str | None = None,
+) -> Feedback:
+    """Exercise 3: Grad-CAM at a layer inside a nested backbone, with a sub-model and a tape.
+
+    ``function(model, backbone_name, layer_name, images)`` must return the Grad-CAM maps
+    ``(N, h, w)`` of each image's top class at ``backbone_name``'s layer ``layer_name``:
+    ``ReLU(sum_k alpha_k A^k)`` with ``alpha_k`` the spatial mean of ``d y^c / d A^k``
+    (Selvaraju et al., 2017, eq. 1-2). The check runs it on the lesson's model and on
+    :func:`practice_nested_model`, with the package's engine switched off, and compares
+    with the engine's maps computed beforehand.
 
     Args:
-        answer: the learner's maps ``(N, h, w)``.
-        model: a Functional Keras model.
-        inputs: the batch.
-        layer_name: the layer the exercise names.
+        function: the learner's function.
+        model: the lesson's nested model (optional: without it, only the check's own).
+        images: the lesson's batch, channels last.
+        backbone_name: the name of the model inside ``model``.
+        layer_name: the layer inside the backbone.
     """
-    if is_todo(answer):
-        return feedback(None, "replace TODO with your maps, then run this cell.")
-    maps = _array(answer)
-    if maps is None:
-        return feedback(False, f"expected an array of maps, got {type(answer).__name__}.")
-    from ..engine import gradcam
-
-    expected = gradcam(model, inputs, layer=layer_name).astype(np.float64)
-    if maps.shape != expected.shape:
-        return feedback(False, f"expected shape {expected.shape} (N, h, w), got {maps.shape}.")
-    scale = float(np.abs(expected).max()) or 1.0
-    if np.allclose(maps, expected, atol=1e-4 * scale):
-        return feedback(True, "your tape gives the engine's map.")
-    pooled_over_batch = gradcam(model, inputs[:1], layer=layer_name).astype(np.float64)
-    if maps.shape[0] > 1 and np.allclose(maps[:1], pooled_over_batch, atol=1e-4 * scale):
-        return feedback(False, "the first image is right, the others not: one class per image.")
-    if np.all(maps >= 0) and not np.allclose(maps, expected, atol=1e-2 * scale):
+    if is_todo(function):
+        return feedback(None, "replace TODO with your function, then run this cell.")
+    if not callable(function):
         return feedback(
             False,
-            "check the axes: the gradient is averaged over height and width (axes 1 and 2 "
-            "in Keras's layout), never over the batch axis 0.",
+            "pass the function itself: gradcam_nested(model, backbone_name, layer_name, images).",
         )
-    return feedback(False, "not yet: did you apply the ReLU after the weighted sum?")
+    cases: list[tuple[Any, np.ndarray, str, str]] = []
+    if model is not None:
+        if backbone_name is None or layer_name is None:
+            raise ValueError(
+                "with the lesson's model, give the backbone's name and the layer's too: "
+                "check_nested_gradcam(function, model, images, backbone_name, layer_name)."
+            )
+        cases.append((model, np.asarray(images, dtype=np.float32), backbone_name, layer_name))
+    cases.append(practice_nested_model())
+    for number, (case_model, case_images, case_backbone, case_layer) in enumerate(cases):
+        right, slips = _nested_slips(case_model, case_images, case_backbone, case_layer)
+        maps, problem = _run_nested(function, case_model, case_images, case_backbone, case_layer)
+        where = (
+            "on the lesson's model"
+            if number == 0 and model is not None
+            else (
+                "on the check's own model (other names and sizes, a Rescaling in front of the "
+                "backbone, two dense layers after it)"
+            )
+        )
+        if problem is not None:
+            return (
+                problem
+                if problem.passed is None
+                else feedback(False, f"{where}: {problem.message}")
+            )
+        assert maps is not None
+        if maps.shape != right.shape:
+            if maps.shape == right.shape[1:] or (maps.ndim == 2 and len(right) > 1):
+                return feedback(
+                    False, f"{where}: keep the batch axis, one map per image (N, h, w)."
+                )
+            for slip, message in slips:
+                if maps.shape == slip.shape:
+                    return feedback(False, f"{where}: {message}")
+            return feedback(
+                False,
+                f"{where}: expected maps of shape (N, h, w) = {right.shape}, got {maps.shape}.",
+            )
+        scale = float(np.abs(right).max()) or 1.0
+        if np.allclose(maps, right, rtol=1e-4, atol=1e-4 * scale):
+            continue
+        for slip, message in slips:
+            if slip.shape == maps.shape and np.allclose(maps, slip, rtol=1e-4, atol=1e-4 * scale):
+                return feedback(False, f"{where}: {message}")
+        return feedback(
+            False,
+            f"{where}: not Grad-CAM yet. Check the score (each image's own top logit), that "
+            "the gradient is of the score with respect to the layer's output, and the axes "
+            "(channels last).",
+        )
+    where = "on the lesson's model and on another one" if model is not None else "on its model"
+    return feedback(
+        True,
+        "your sub-model of the backbone and the outer layers run by hand inside the tape give "
+        f"the engine's maps, {where}.",
+    )
 
 
 QUIZ = Quiz(
     [
         Question(
-            "Why does a hand-written Grad-CAM use torch.autograd.grad(score, activation) "
-            "rather than score.backward()?",
-            answer=2,
+            "In gradcam_by_hand you replace `(grads,) = torch.autograd.grad(score, saved['A'])` "
+            "by `score.backward()` followed by `grads = saved['A'].grad`. What happens when the "
+            "function runs?",
+            answer=1,
             explanation=(
-                "autograd.grad returns the gradient for the tensors you name and stops there; "
-                "backward() fills the .grad of every parameter of the model, work that "
-                "Grad-CAM does not need, and it changes the model's .grad attributes."
+                "saved['A'] is an intermediate tensor, not a leaf: backward() keeps .grad only "
+                "for leaves (the parameters, whose .grad it fills as a side effect), so "
+                "saved['A'].grad is None (PyTorch warns) and grads.mean(...) fails. Call "
+                "saved['A'].retain_grad() before backward(), or ask autograd.grad for exactly "
+                "the tensor you need."
             ),
             choices=(
-                "backward() cannot reach intermediate activations at all",
-                "autograd.grad is more accurate",
-                "autograd.grad computes only what is needed and touches no parameter's .grad",
-                "backward() needs the softmax",
+                "the same maps, only slower",
+                "grads is None, so the next line fails",
+                "backward() raises, because the score of a batch is not a scalar",
+                "the maps are 4 times larger: the 4 images' gradients add up",
             ),
         ),
         Question(
-            "A forward hook is registered in a cell that raises before the line that removes "
-            "it. What happens on the next forward passes?",
-            answer=1,
+            "A forgotten forward hook appends block2's output (4 images, 16 channels, 14 x 14 "
+            "positions, float32) to a list at every forward pass. How many megabytes (10^6 "
+            "bytes) does the list hold after 250 forward passes of that batch?",
+            answer=12.544,
+            tolerance=0.06,
             explanation=(
-                "the hook stays on the module and runs on every later call, keeping a reference "
-                "to each output: memory grows. Remove hooks in a finally block."
-            ),
-            choices=(
-                "nothing: Python removes the hook when the cell fails",
-                "the hook keeps running (and keeping tensors) on every forward",
-                "the model raises an error until the kernel restarts",
+                "4 * 16 * 14 * 14 = 12,544 numbers of 4 bytes = 50,176 bytes per pass; 250 "
+                "passes keep 12.5 MB alive, and the list grows for as long as the hook stays."
             ),
         ),
         Question(
@@ -231,17 +461,22 @@ QUIZ = Quiz(
             ),
         ),
         Question(
-            "Building keras.Model(model.inputs, layer.output) works for which kind of model?",
+            "At `block2` of TinyResNet (right before the global average pooling and the dense "
+            "layer) someone forgets the spatial mean and weights each position by its own "
+            "gradient: map = ReLU(sum_k g_k(i, j) A_k(i, j)). Compared with Grad-CAM at "
+            "block2, this map is",
             answer=0,
             explanation=(
-                "only a Functional (or Sequential) model whose layer sits in its own graph: a "
-                "layer inside a nested model belongs to the inner graph, and the layers of a "
-                "subclassed model have no symbolic output."
+                "the score is sum_k w_k^c mean_ij A_k(i, j) + b, so its gradient at every "
+                "position is w_k^c / 196: the same number as its mean. The forgotten mean "
+                "changes nothing there. At block2.conv1, where the gradient varies from "
+                "position to position, the two maps differ."
             ),
             choices=(
-                "a Functional model, for one of its own layers",
-                "a subclassed model, after one call",
-                "a layer of a model nested inside another model",
+                "identical",
+                "196 times larger",
+                "the same up to scale, but with its peak elsewhere",
+                "zero everywhere",
             ),
         ),
         Question(
@@ -258,6 +493,22 @@ QUIZ = Quiz(
             choices=(
                 "yes: every probability output is refused",
                 "no: only rows that sum to 1 are recognised, so pass the logits yourself",
+            ),
+        ),
+        Question(
+            "In your Keras Grad-CAM, tape.gradient(score, A) returns None. Which code does that?",
+            answer=0,
+            explanation=(
+                "a tape differentiates along the computation it recorded. With two forward "
+                "passes, the score was computed from the images by another path, never from "
+                "this A, so A does not reach the score and the gradient is None. One model "
+                "with two outputs gives A and the scores of the same pass."
+            ),
+            choices=(
+                "A = features(x) and logits = model(x): two separate forward passes in the tape",
+                "the model's last Dense layer has no softmax",
+                "the layer has a ReLU activation, so some of its gradients are zero",
+                "the batch holds a single image",
             ),
         ),
     ]

@@ -44,12 +44,12 @@ from ..backends import backend_for, to_numpy
 from ..classes import softmax
 
 __all__ = [
+    "DEFAULT_STEPS",
     "FaithfulnessCurve",
+    "centre_map",
     "deletion",
     "insertion",
     "random_map",
-    "centre_map",
-    "DEFAULT_STEPS",
 ]
 
 #: Steps of a curve unless told otherwise: 32 forwards' worth, 33 points.

@@ -28,12 +28,12 @@ from ..backends import backend_for
 from ..typing import Inputs, Model, Target
 
 __all__ = [
-    "weighted_layers",
-    "randomized_copy",
     "CascadeResult",
     "cascading_randomization",
-    "rank_correlation",
     "edge_map",
+    "randomized_copy",
+    "rank_correlation",
+    "weighted_layers",
 ]
 
 #: ``f(model, inputs) -> (N, h, w)`` maps.

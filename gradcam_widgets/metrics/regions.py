@@ -27,13 +27,13 @@ from ..render import resize_map
 from ..typing import Box, Boxes, ImageSize
 
 __all__ = [
-    "Box",
     "CORNERS",
+    "Box",
     "corner_box",
-    "upsample_maps",
-    "region_share",
     "ink_share",
+    "region_share",
     "top_share",
+    "upsample_maps",
 ]
 
 #: One box for all maps, one box per map ``(N, 4)``, or a boolean mask ``(H, W)`` /

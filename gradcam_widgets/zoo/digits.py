@@ -55,17 +55,17 @@ __all__ = [
     "CLASS_NAMES",
     "SIZE",
     "LayerSpec",
-    "to_keras_input",
-    "to_torch_input",
+    "accuracy",
     "keras_gap_net",
     "keras_lecture_cnn",
-    "train_keras",
+    "predict_classes",
+    "to_keras_input",
+    "to_torch_input",
+    "torch_from_keras",
     "torch_gap_net",
     "torch_lecture_cnn",
+    "train_keras",
     "train_torch",
-    "torch_from_keras",
-    "accuracy",
-    "predict_classes",
 ]
 
 #: Names of the ten classes, index ``d`` is the digit ``d``.

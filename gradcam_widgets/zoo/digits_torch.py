@@ -19,7 +19,7 @@ from torch.nn import functional
 
 from .digits import ARCHITECTURES, SIZE, to_torch_input
 
-__all__ = ["ConvReLU", "torch_gap_net", "torch_lecture_cnn", "train_torch", "torch_from_keras"]
+__all__ = ["ConvReLU", "torch_from_keras", "torch_gap_net", "torch_lecture_cnn", "train_torch"]
 
 
 class ConvReLU(nn.Conv2d):

@@ -14,14 +14,13 @@ binder/overrides.json and binder/jupyter_server_config.json.
 
 from __future__ import annotations
 
-import http.cookiejar
-import json
+import contextlib
 import threading
 import time
-import urllib.request
 
 import psutil
 import pytest
+from servers import api, run_all_cells
 
 pytestmark = pytest.mark.browser
 
@@ -33,22 +32,8 @@ SHUTDOWN_TIMEOUT_S = 30.0
 GB = 1024**3
 
 
-def _api(lab_url: str, path: str, method: str = "GET"):
-    """A REST call; DELETE carries the server's XSRF cookie as a header, as a page would."""
-    jar = http.cookiejar.CookieJar()
-    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
-    headers = {}
-    if method != "GET":
-        opener.open(f"{lab_url}/lab", timeout=30).read()  # sets the _xsrf cookie
-        headers["X-XSRFToken"] = next(c.value for c in jar if c.name == "_xsrf")
-    request = urllib.request.Request(f"{lab_url}{path}", method=method, headers=headers)
-    with opener.open(request, timeout=30) as response:
-        body = response.read()
-    return json.loads(body) if body else None
-
-
 def _kernels(lab_url: str) -> list[dict]:
-    return _api(lab_url, "/api/kernels")
+    return api(lab_url, "/api/kernels")
 
 
 def _server_process(lab_url: str) -> psutil.Process:
@@ -63,10 +48,8 @@ def _memory(server: psutil.Process) -> int:
     """Resident memory of the server and every process under it (its kernels), in bytes."""
     total = 0
     for process in [server, *server.children(recursive=True)]:
-        try:
+        with contextlib.suppress(psutil.NoSuchProcess):  # a kernel that just shut down
             total += process.memory_info().rss
-        except psutil.NoSuchProcess:  # a kernel that just shut down
-            pass
     return total
 
 
@@ -92,10 +75,10 @@ class PeakSampler(threading.Thread):
 
 def _shut_down_all(lab_url: str) -> None:
     """Start from a fresh session: no kernels left by other tests."""
-    for session in _api(lab_url, "/api/sessions"):
-        _api(lab_url, f"/api/sessions/{session['id']}", method="DELETE")
+    for session in api(lab_url, "/api/sessions"):
+        api(lab_url, f"/api/sessions/{session['id']}", method="DELETE")
     for kernel in _kernels(lab_url):
-        _api(lab_url, f"/api/kernels/{kernel['id']}", method="DELETE")
+        api(lab_url, f"/api/kernels/{kernel['id']}", method="DELETE")
 
 
 def _wait_kernels(lab_url: str, count: int, timeout_s: float) -> list[dict]:
@@ -135,8 +118,7 @@ def _run_all_and_wait(page, name: str) -> None:
         "panel + ' .jp-CodeCell .jp-InputPrompt').innerText)"
     )
     for attempt in range(2):
-        page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
-        page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
+        run_all_cells(page)
         try:
             page.wait_for_function(started, arg=panel, timeout=20_000)
             break
@@ -156,7 +138,7 @@ def _close_tab(page, name: str) -> None:
     try:  # "Save your work": a learner keeps the outputs
         dialog.wait_for(timeout=5_000)
         dialog.locator("button", has_text="Save").first.click()
-    except Exception:  # noqa: BLE001 - no dialog: nothing to save
+    except Exception:  # no dialog: nothing to save
         pass
     tab.wait_for(state="detached", timeout=EVENT_TIMEOUT_MS)
 

@@ -6,12 +6,10 @@ Space on the focused control, as any keyboard user would use them.
 
 from __future__ import annotations
 
-import json
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
+from servers import accept_kernel_and_wait_idle, run_all_cells
 
 pytestmark = pytest.mark.browser
 
@@ -32,30 +30,6 @@ def _wait_src_change(page, selector: str, old: str) -> str:
         timeout=EVENT_TIMEOUT_MS,
     )
     return _src(page, selector)
-
-
-def _wait_kernel_connected(lab_url: str, timeout_s: float) -> None:
-    """Wait until the notebook's kernel is idle with the page's websocket attached."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        with urllib.request.urlopen(f"{lab_url}/api/sessions", timeout=10) as response:
-            sessions = json.load(response)
-        for session in sessions:
-            kernel = session.get("kernel") or {}
-            if (
-                session.get("path", "").endswith(NOTEBOOK)
-                and kernel.get("execution_state") == "idle"
-                and kernel.get("connections", 0) >= 1
-            ):
-                return
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"no connected idle kernel for {NOTEBOOK}: {sessions}")
-        time.sleep(0.5)
-
-
-def _run_all(page) -> None:
-    page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
-    page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
 
 
 def _wait_caption(page, text: str) -> None:
@@ -82,15 +56,9 @@ def test_lesson00_explorer_answers_the_keyboard(lab_url: str, browser, artifacts
     try:
         page.goto(f"{lab_url}/lab/tree/{NOTEBOOK}", timeout=EVENT_TIMEOUT_MS)
         page.locator(".jp-NotebookPanel").first.wait_for(timeout=EVENT_TIMEOUT_MS)
-        kernel_dialog = page.locator(".jp-Dialog .jp-mod-accept")
-        if kernel_dialog.count():  # "Select Kernel": accept the notebook's own, python3
-            kernel_dialog.first.click()
-        _wait_kernel_connected(lab_url, EVENT_TIMEOUT_MS / 1000)
-        page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").first.wait_for(
-            timeout=EVENT_TIMEOUT_MS
-        )
+        accept_kernel_and_wait_idle(page, lab_url, NOTEBOOK, EVENT_TIMEOUT_MS)
         first_prompt = page.locator(".jp-CodeCell .jp-InputPrompt").first
-        _run_all(page)
+        run_all_cells(page)
         try:  # the first cell starts ("[*]:") or is done ("[1]:")
             page.wait_for_function(
                 "(el) => /\\[(\\*|\\d+)\\]/.test(el.innerText)",
@@ -98,7 +66,7 @@ def test_lesson00_explorer_answers_the_keyboard(lab_url: str, browser, artifacts
                 timeout=20_000,
             )
         except PlaywrightTimeoutError:  # the click came before the kernel's channels: again
-            _run_all(page)
+            run_all_cells(page)
         # Done when every code cell shows an execution count ("[12]:"), whatever the
         # lesson's last output says.
         page.wait_for_function(

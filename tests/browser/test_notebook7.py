@@ -10,12 +10,8 @@ choosers), runs all cells, and moves the layer slider until the picture changes.
 
 from __future__ import annotations
 
-import http.cookiejar
-import json
-import time
-import urllib.request
-
 import pytest
+from servers import accept_kernel_and_wait_idle, api, run_all_cells
 
 pytestmark = pytest.mark.browser
 
@@ -26,37 +22,9 @@ OVERLAY = ".gradcam-explorer img.gradcam-overlay"
 
 
 def _shut_down_sessions(lab_url: str) -> None:
-    jar = http.cookiejar.CookieJar()
-    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
-    opener.open(f"{lab_url}/tree", timeout=30).read()  # sets the _xsrf cookie
-    xsrf = next(c.value for c in jar if c.name == "_xsrf")
-    with opener.open(f"{lab_url}/api/sessions", timeout=30) as response:
-        sessions = json.load(response)
-    for session in sessions:
+    for session in api(lab_url, "/api/sessions"):
         if session["path"].endswith(APP):
-            request = urllib.request.Request(
-                f"{lab_url}/api/sessions/{session['id']}", method="DELETE",
-                headers={"X-XSRFToken": xsrf},
-            )
-            opener.open(request, timeout=30).read()
-
-
-def _wait_kernel_connected(lab_url: str, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        with urllib.request.urlopen(f"{lab_url}/api/sessions", timeout=10) as response:
-            sessions = json.load(response)
-        for session in sessions:
-            kernel = session.get("kernel") or {}
-            if (
-                session.get("path", "").endswith(APP)
-                and kernel.get("execution_state") == "idle"
-                and kernel.get("connections", 0) >= 1
-            ):
-                return
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"no connected idle kernel for {APP}: {sessions}")
-        time.sleep(0.5)
+            api(lab_url, f"/api/sessions/{session['id']}", method="DELETE")
 
 
 def test_the_explorer_runs_in_notebook7(lab_url, browser, artifacts):
@@ -83,18 +51,9 @@ def test_the_explorer_runs_in_notebook7(lab_url, browser, artifacts):
         page.locator(".jp-NotebookPanel .jp-Notebook").first.wait_for(timeout=EVENT_TIMEOUT_MS)
         assert page.title().startswith(APP.removesuffix(".ipynb"))  # Notebook 7's own page
         assert page.locator("#main-panel, .jp-NotebookApp, #top-panel").count() > 0
-        dialog = page.locator(".jp-Dialog .jp-mod-accept")
-        if dialog.count():  # "Select Kernel": keep the notebook's own, python3
-            dialog.first.click()
-        # Run only once the page's websocket is attached to an idle kernel: a run before
-        # that can leave the widget manager without the models ("model not found").
-        _wait_kernel_connected(lab_url, EVENT_TIMEOUT_MS / 1000)
-        page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").first.wait_for(
-            timeout=EVENT_TIMEOUT_MS
-        )
+        accept_kernel_and_wait_idle(page, lab_url, APP, EVENT_TIMEOUT_MS)
         for attempt in range(2):
-            page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
-            page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
+            run_all_cells(page)
             try:  # the code cell starts ("[*]:") or is done ("[1]:")
                 page.wait_for_function(
                     "() => /\\[(\\*|\\d+)\\]/.test("

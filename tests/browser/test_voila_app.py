@@ -14,31 +14,22 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
+from servers import free_port, listens, running
 
 pytestmark = pytest.mark.browser
 
 REPO = Path(__file__).resolve().parents[2]
 APP = "explorer_app.ipynb"
-START_TIMEOUT_S = 90.0
 APP_TIMEOUT_MS = 180_000  # Voila runs the notebook when the page is asked for
 EVENT_TIMEOUT_MS = 60_000
 OVERLAY = ".gradcam-explorer img.gradcam-overlay"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -46,37 +37,18 @@ def voila_url(chromium_path, tmp_path_factory) -> Iterator[str]:
     """``voila notebooks/explorer_app.ipynb`` on 127.0.0.1 (a copy, in a temporary folder)."""
     root = tmp_path_factory.mktemp("voila")
     shutil.copy(REPO / "notebooks" / APP, root / APP)
-    port = _free_port()
-    log = (root / "voila.log").open("w")
-    server = subprocess.Popen(
+    port = free_port()
+    with running(
         [sys.executable, "-m", "voila", str(root / APP), "--no-browser", f"--port={port}",
          "--Voila.ip=127.0.0.1"],
+        name="voila",
+        # The port answers; the page itself runs the notebook, so it is not asked for here.
+        ready=listens(port),
+        log=root / "voila.log",
         cwd=root,
         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", JUPYTER_RUNTIME_DIR=str(root / "rt")),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:  # the port answers; the page itself runs the notebook, so not asked here
-            if server.poll() is not None:
-                pytest.fail(f"voila exited early:\n{(root / 'voila.log').read_text()}")
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=2).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    pytest.fail(f"voila did not listen on port {port} in {START_TIMEOUT_S} s")
-                time.sleep(0.5)
+    ):
         yield f"http://127.0.0.1:{port}"
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(timeout=10)
-        log.close()
 
 
 def _src(page) -> str:
