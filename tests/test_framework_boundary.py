@@ -27,6 +27,9 @@ ONE_FRAMEWORK = ("_torch.py", "_keras.py")
 # networks (lesson 06's hidden blobs, lesson 07's nested Keras model and hand-written
 # torch Grad-CAM), and MNIST through keras.datasets.
 BUILDERS = ("zoo", "exercises", "datasets.py")
+# Known findings, each with its reason. Lesson 02's Taylor checker rebuilds the rest of the
+# lesson's Keras Sequential network from its layers, which only a Sequential allows.
+ALLOWED = {("exercises/lesson02.py", "isinstance(..., keras.Sequential)")}
 MODULES = sorted(
     path
     for path in PACKAGE.rglob("*.py")
@@ -97,4 +100,6 @@ def test_no_module_outside_backends_tests_a_framework(path):
     parts = path.relative_to(PACKAGE).parts
     if parts[0] in BUILDERS:  # imports allowed, sniffing not
         findings = [f for f in findings if ": imports " not in f]
+    where = "/".join(parts)
+    findings = [f for f in findings if (where, f.split(": ", 1)[1]) not in ALLOWED]
     assert findings == [], findings
