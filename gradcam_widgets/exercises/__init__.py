@@ -269,13 +269,17 @@ def record_prediction(name: str, prediction: Any) -> Feedback:
     return Feedback(True, f"{prediction!r}. Now run the next cell.", heading="Prediction recorded:")
 
 
-def predict_then_run(name: str, truth: Any, *, tolerance: float = 0.0) -> Feedback:
+def predict_then_run(
+    name: str, truth: Any, *, tolerance: float = 0.0, reveal: str | None = None
+) -> Feedback:
     """Compare the recorded prediction for ``name`` with what the notebook computed.
 
     Args:
         name: as given to :func:`record_prediction`.
         truth: the computed answer.
         tolerance: for numbers, how close counts as right.
+        reveal: the measurement behind ``truth``, shown only once a prediction is on
+            record (a saved notebook then does not give the answer away).
     """
     if name not in _PREDICTIONS:
         return feedback(None, "record your prediction first (the cell above), then run this.")
@@ -287,4 +291,6 @@ def predict_then_run(name: str, truth: Any, *, tolerance: float = 0.0) -> Feedba
         right = str(guess).strip().lower() == str(truth).strip().lower()
     heading = "As you predicted:" if right else "A surprise:"
     message = f"you said {guess!r}, the notebook computed {truth!r}."
+    if reveal:
+        message += f" {reveal}"
     return Feedback(right, message, heading=heading)
