@@ -173,6 +173,8 @@ def _spread(entries: list[Entry], layouts: list[Layout | None]) -> None:
                 found = _reshaped(source, shape_of(entry.source), entry.shape)
             if found is not None:
                 layouts[index] = found
+                if entry.tensor is not None:  # forward order: a chain settles in one pass
+                    by_tensor.setdefault(id(entry.tensor), found)
                 changed = True
 
 
