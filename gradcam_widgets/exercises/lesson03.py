@@ -82,9 +82,7 @@ def check_layer_map(answer: Any, model: Any, inputs: Any, target: int, layer: st
             False,
             "the right map, but normalised to a maximum of 1. Keep gw.gradcam's values.",
         )
-    per_class = engine.gradcam_multi(
-        model, inputs, list(range(_class_count(model, inputs))), layer
-    )
+    per_class = engine.gradcam_multi(model, inputs, list(range(_class_count(model, inputs))), layer)
     for other, maps in enumerate(per_class):
         if other != target and maps_close(mine, maps[layer][0].astype(np.float64)):
             return feedback(
@@ -371,9 +369,7 @@ QUIZ = Quiz(
             ),
         ),
         Question(
-            prompt=(
-                "5. For a 7, the class-9 map at conv3 is all zero. What does that tell you?"
-            ),
+            prompt=("5. For a 7, the class-9 map at conv3 is all zero. What does that tell you?"),
             choices=(
                 "The network did not look at the image.",
                 "The weighted sum for class 9 is negative in every cell: at this layer the "
