@@ -149,3 +149,16 @@ def test_cnn_layouts_come_from_the_layers(vit):
     assert infos["relu"].layout == Layout("channels_last", (2, 2))
     # Flatten declares channels_last for its input: the same tensor as Scale's output.
     assert infos["scale"].layout == Layout("channels_last", (2, 2))
+
+
+def test_measured_receptive_fields_follow_the_layout(vit):
+    from gradcam_widgets import receptive_field as rf
+
+    model, x = vit
+    # The patch embedding's centre cell sees its 8x8 patch, and so does the centre
+    # token until the first attention mixes the tokens; after it, the whole image.
+    assert rf.measured(model, x, "patch") == (ka.PATCH, ka.PATCH)
+    assert rf.measured(model, x, "norm1") == (ka.PATCH, ka.PATCH)
+    assert rf.measured(model, x, "attend1") == (ka.SIZE, ka.SIZE)
+    with pytest.raises(ValueError, match="attention internals"):
+        rf.measured(model, x, "scores")

@@ -35,7 +35,7 @@ from .layout import Layout, LayoutGuess, describe_outputs, width_axis_layout
 
 # Layers whose output has their (first) input's layout: they act element by element,
 # or per channel on a channel axis they do not move.
-_ELEMENTWISE: tuple[type, ...] = (
+ELEMENTWISE: tuple[type, ...] = (
     keras.layers.Activation,
     keras.layers.ReLU,
     keras.layers.LeakyReLU,
@@ -56,6 +56,16 @@ _ELEMENTWISE: tuple[type, ...] = (
     keras.layers.Rescaling,
     keras.layers.Normalization,
     keras.layers.BatchNormalization,
+)
+
+# Element-wise layers with several inputs: a receptive field is the union of theirs.
+MERGES: tuple[type, ...] = (
+    keras.layers.Add,
+    keras.layers.Subtract,
+    keras.layers.Multiply,
+    keras.layers.Average,
+    keras.layers.Maximum,
+    keras.layers.Minimum,
 )
 
 # Layers that act on the last axis of their input: features (or channels) last.
@@ -153,7 +163,7 @@ def _spread(entries: list[Entry], layouts: list[Layout | None]) -> None:
             if (
                 found is None
                 and not entry.is_input
-                and isinstance(entry.layer, _ELEMENTWISE)
+                and isinstance(entry.layer, ELEMENTWISE)
                 and entry.source is not None
                 and shape_of(entry.source) == entry.shape
             ):
@@ -163,6 +173,8 @@ def _spread(entries: list[Entry], layouts: list[Layout | None]) -> None:
                 found = _reshaped(source, shape_of(entry.source), entry.shape)
             if found is not None:
                 layouts[index] = found
+                if entry.tensor is not None:  # forward order: a chain settles in one pass
+                    by_tensor.setdefault(id(entry.tensor), found)
                 changed = True
 
 

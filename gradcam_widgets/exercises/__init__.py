@@ -94,6 +94,9 @@ def watch_calls(owner: Any, name: str) -> Iterator[list[tuple[Any, ...]]]:
     """
     calls: list[tuple[Any, ...]] = []
     original = getattr(owner, name)
+    own = vars(owner)
+    had_own = name in own
+    raw = own.get(name)  # restored as it was stored (a staticmethod stays one)
 
     def watched(*args: Any, **kwargs: Any) -> Any:
         calls.append((args, kwargs))
@@ -103,7 +106,10 @@ def watch_calls(owner: Any, name: str) -> Iterator[list[tuple[Any, ...]]]:
     try:
         yield calls
     finally:
-        setattr(owner, name, original)
+        if had_own:
+            setattr(owner, name, raw)
+        else:
+            delattr(owner, name)
 
 
 def maps_close(a: np.ndarray, b: np.ndarray) -> bool:
