@@ -54,7 +54,9 @@ class Explorer(widgets.VBox):
     Controls (each a standard ipywidget; setting its ``.value`` redraws ``.view`` before
     the assignment returns):
 
-    * ``.layer``: ``SelectionSlider`` over the layer names (earliest to latest).
+    * ``.layer``: ``SelectionSlider`` over the layer names (earliest to latest),
+      starting at ``gw.engine.default_layer``: the last spatial layer of a CNN, the last
+      layer a vision transformer's class token reads (later token layers' maps are empty).
     * ``.target``: ``Dropdown`` whose value is a class index; the top-k predictions come
       first, labelled ``"name (probability)"``, then every other class.
     * ``.find``: ``Combobox`` to reach any class by typing its name or its index.
@@ -106,7 +108,7 @@ class Explorer(widgets.VBox):
                 (f"{name} ({state.sizes[name][0]}x{state.sizes[name][1]})", name)
                 for name in state.layers
             ],
-            value=state.layers[-1],
+            value=state.start_layer,
             description="layer (early → late)",
             continuous_update=True,
             style=wide,

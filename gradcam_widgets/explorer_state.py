@@ -173,6 +173,9 @@ class ExplorerState:
 
     Attributes:
         layers: the layer names, earliest first.
+        start_layer: the layer shown first: the engine's default layer
+            (:func:`~gradcam_widgets.engine.default_layer`) when it is among ``layers``,
+            else the last one.
         scores: ``(C,)`` pre-softmax scores; ``probabilities``: their softmax.
         class_names: one name per class.
         top_classes: the ``top_k`` most probable classes, most probable first.
@@ -208,6 +211,7 @@ class ExplorerState:
         if not names:
             raise ValueError("no layer to explore: give layers=[...] with at least one name.")
         self.layers: list[str] = names
+        self.start_layer: str = _start_layer(model, batch, names)
         self.engine_calls = 0
 
         # (class, contrast) -> one engine call's arrays, least recent first.
@@ -670,3 +674,21 @@ class ExplorerState:
         manifest["image_size"] = [int(drawn.shape[0]), int(drawn.shape[1])]
         manifest_path.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
         return picture_path, manifest_path
+
+
+def _start_layer(model: Any, batch: Any, layers: Sequence[str]) -> str:
+    """The engine's default layer if offered, else the last layer.
+
+    On a CNN that is the last spatial layer. On a vision transformer whose head reads
+    the class token, the last candidates act token by token after the last attention and
+    their maps are empty by construction; the default is the last layer the class
+    token reads (see ``engine._default_layer``).
+    """
+    if len(layers) > 1:
+        try:
+            default = engine.default_layer(model, batch)
+        except ValueError:  # no candidate of its own: only the given names are maps
+            return layers[-1]
+        if default in layers:
+            return default
+    return layers[-1]

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from .backends import is_model
+from .backends import backend_for, is_model
 
 __all__ = ["Field", "grow", "measured", "near_share", "receptive_fields"]
 
@@ -60,72 +60,20 @@ def grow(stack: Sequence[tuple[int, int]]) -> list[Field]:
     return fields
 
 
-def _pair(value: Any) -> int:
-    values = value if isinstance(value, (tuple, list)) else (value, value)
-    if values[0] != values[1]:
-        raise ValueError(f"non-square kernels or strides are not supported: {tuple(values)}.")
-    return int(values[0])
-
-
-def _keras_geometry(model: Any) -> list[tuple[str, tuple[int, int] | None]]:
-    import keras
-
-    layers: list[tuple[str, tuple[int, int] | None]] = []
-    for layer in model.layers:
-        if isinstance(
-            layer,
-            (
-                keras.layers.InputLayer,
-                keras.layers.Activation,
-                keras.layers.BatchNormalization,
-                keras.layers.Dropout,
-            ),
-        ):
-            continue  # element-wise: the field does not change
-        if isinstance(layer, keras.layers.Conv2D):
-            kernel = (_pair(layer.kernel_size) - 1) * _pair(layer.dilation_rate) + 1
-            layers.append((layer.name, (kernel, _pair(layer.strides))))
-        elif isinstance(layer, (keras.layers.MaxPooling2D, keras.layers.AveragePooling2D)):
-            layers.append((layer.name, (_pair(layer.pool_size), _pair(layer.strides))))
-        else:
-            layers.append((layer.name, None))
-    return layers
-
-
-def _torch_geometry(model: Any) -> list[tuple[str, tuple[int, int] | None]]:
-    from torch import nn
-
-    layers: list[tuple[str, tuple[int, int] | None]] = []
-    for name, module in model.named_children():
-        if isinstance(module, nn.Conv2d):
-            kernel = (_pair(module.kernel_size) - 1) * _pair(module.dilation) + 1
-            layers.append((name, (kernel, _pair(module.stride))))
-        elif isinstance(module, (nn.MaxPool2d, nn.AvgPool2d)):
-            stride = module.stride if module.stride is not None else module.kernel_size
-            layers.append((name, (_pair(module.kernel_size), _pair(stride))))
-        elif isinstance(module, (nn.ReLU, nn.BatchNorm2d, nn.Dropout, nn.Identity)):
-            continue  # element-wise: the field does not change
-        else:
-            layers.append((name, None))
-    return layers
-
-
-def _framework(model: Any) -> str:
-    """``"torch"`` or ``"keras"``, as the engine's backend registry sees the model."""
-    from .backends import backend_for
-
+def _backend(model: Any) -> Any:
+    """The engine's adapter for ``model``; the framework-specific reading lives there."""
     if not is_model(model):
         raise TypeError(f"expected a Keras or torch model, got {type(model).__name__}.")
-    return backend_for(model).name
+    return backend_for(model)
 
 
 def receptive_fields(model: Any) -> dict[str, Field]:
     """The receptive field of every convolution and pooling of a plain chain model.
 
     Reads kernel sizes and strides from a Keras ``Sequential`` model or a torch
-    ``nn.Sequential`` and applies :func:`grow`. Layers after the first one that is not a
-    convolution, a pooling or an element-wise layer (a ``Flatten``, say) are left out:
-    their cells see the whole image.
+    ``nn.Sequential`` (the backend's ``layer_geometry``) and applies :func:`grow`.
+    Layers after the first one that is not a convolution, a pooling or an element-wise
+    layer (a ``Flatten``, say) are left out: their cells see the whole image.
 
     Args:
         model: a Keras ``Sequential`` or a torch ``nn.Sequential``.
@@ -135,14 +83,9 @@ def receptive_fields(model: Any) -> dict[str, Field]:
 
     Raises:
         TypeError: the model is neither.
+        ValueError: a non-square kernel, stride or dilation.
     """
-    framework = _framework(model)
-    if framework == "keras":
-        geometry = _keras_geometry(model)
-    elif framework == "torch":
-        geometry = _torch_geometry(model)
-    else:
-        raise TypeError(f"receptive_fields reads Keras and torch models, not {framework}.")
+    geometry = _backend(model).layer_geometry(model)
     chain: list[tuple[str, tuple[int, int]]] = []
     for name, step in geometry:
         if step is None:
@@ -166,46 +109,15 @@ def measured(model: Any, inputs: Any, layer: str) -> tuple[int, int]:
     Args:
         model: a torch or Keras model.
         inputs: a batch in the model's layout (torch N,C,H,W; Keras N,H,W,C).
-        layer: the name of a layer with a spatial output.
+        layer: the name of a layer with a spatial output (a map in any layout the
+            engine decides: channels first or last, or a token grid).
 
     Returns:
         ``(rows, columns)`` of input pixels the centre cell depends on.
     """
-    framework = _framework(model)
-    if framework == "torch":
-        import torch
-
-        batch = torch.as_tensor(np.asarray(inputs, dtype=np.float32)).requires_grad_(True)
-        captured: dict[str, Any] = {}
-        module = dict(model.named_modules())[layer]
-        handle = module.register_forward_hook(lambda m, a, out: captured.setdefault("out", out))
-        was_training = model.training
-        try:
-            model.eval()
-            with torch.enable_grad():
-                model(batch)
-                out = captured["out"]
-                h, w = out.shape[2] // 2, out.shape[3] // 2
-                (grad,) = torch.autograd.grad(out[:, :, h, w].sum(), batch)
-        finally:
-            handle.remove()
-            model.train(was_training)
-        support = (grad.abs().sum(dim=(0, 1)) > 0).numpy()
-    elif framework == "keras":
-        import keras
-        import tensorflow as tf
-
-        sub = keras.Model(model.inputs, model.get_layer(layer).output)
-        batch = tf.convert_to_tensor(np.asarray(inputs, dtype=np.float32))
-        with tf.GradientTape() as tape:
-            tape.watch(batch)
-            out = sub(batch, training=False)
-            h, w = out.shape[1] // 2, out.shape[2] // 2
-            cell = tf.reduce_sum(out[:, h, w, :])
-        grad = tape.gradient(cell, batch).numpy()
-        support = np.abs(grad).sum(axis=(0, 3)) > 0
-    else:
-        raise TypeError(f"measured reads Keras and torch models, not {framework}.")
+    backend = _backend(model)
+    gradient = backend.cell_gradient(model, backend.prepare(model, inputs), layer)
+    support = np.abs(gradient).sum(axis=(0, 1)) > 0  # (N, C, H, W) -> (H, W)
     rows, cols = np.nonzero(support)
     if rows.size == 0:
         return (0, 0)

@@ -94,6 +94,40 @@ def _vit_results(weights: str) -> dict[str, np.ndarray]:
     return arrays
 
 
+def chain() -> keras.Model:
+    """Convolutions and a pooling with no activation: every field is filled exactly."""
+    keras.utils.set_random_seed(1)
+    return keras.Sequential(
+        [
+            keras.Input((16, 16, 1)),
+            layers.Conv2D(2, 3, name="c1"),
+            layers.AveragePooling2D(2, name="p1"),
+            layers.Conv2D(2, 3, dilation_rate=2, name="c2"),
+            layers.Flatten(),
+            layers.Dense(3),
+        ]
+    )
+
+
+def _receptive_fields() -> dict[str, np.ndarray]:
+    """Fields by the rule and measured with the backend's own gradients."""
+    import keras_archs
+
+    from gradcam_widgets import receptive_field as rf
+
+    model = chain()
+    x = np.random.default_rng(9).normal(size=(4, 16, 16, 1)).astype(np.float32)
+    fields = rf.receptive_fields(model)
+    vit = keras_archs.tiny_vit()
+    vit_x = vit_inputs()
+    return {
+        "rf/names": np.array(list(fields)),
+        "rf/sizes": np.array([f.size for f in fields.values()]),
+        "rf/measured": np.array([rf.measured(model, x, name) for name in fields]),
+        "rf/vit": np.array([rf.measured(vit, vit_x, name) for name in ("norm1", "attend1")]),
+    }
+
+
 def main(weights: str, out: str) -> None:
     import gradcam_widgets as gw
     from gradcam_widgets.backends import keras as adapter
@@ -122,6 +156,7 @@ def main(weights: str, out: str) -> None:
         arrays["missing_error"] = np.array(str(error))
     arrays["used"] = gw.gradcam(two, x, layer="used")
     arrays.update(_vit_results(weights))
+    arrays.update(_receptive_fields())
     np.savez(out, backend=keras.backend.backend(), **arrays)
 
 

@@ -90,6 +90,33 @@ def test_occlusion_outcome():
     assert lesson00.occlusion_outcome(0.5, 0.2) == "c"
 
 
+def test_map_side(ex):
+    check = lesson00.check_map_side
+    sides = {name: m.shape[0] for name, m in ex.maps().items()}
+    layer = next(name for name, side in sides.items() if side == 16)  # stride 2 on 32 pixels
+    assert check(ex, TODO, layer, 48, trained_side=32).passed is None
+    assert check(ex, 24, layer, 48, trained_side=32)  # 48 / 2
+    assert check(ex, np.float32(24.0), layer, 48, trained_side=32)
+    # the run behind the answer: a 48-pixel input really gives 24 cells at that layer
+    bigger = torch.rand(1, 3, 48, 48, generator=torch.Generator().manual_seed(1))
+    assert gw.gradcam(ex.state.model, bigger, target=0, layer=layer).shape[1:] == (24, 24)
+    wrong = {
+        16: "32-pixel input",  # the side as it was
+        2: "between two neighbouring cells",  # the stride
+        576: "every cell",  # the number of cells
+        12: "would be the map of layer",  # the coarser layer's grid
+        30: "not quite",
+    }
+    for answer, phrase in wrong.items():
+        result = check(ex, answer, layer, 48, trained_side=32)
+        assert result.passed is False, (answer, result)
+        assert phrase in result.message, (answer, result)
+        assert "24" not in result.message
+    assert check(ex, "many", layer, 48, trained_side=32).passed is False
+    with pytest.raises(ValueError, match="slider"):
+        check(ex, 2, "no such layer", 48)
+
+
 def test_quiz_has_five_to_eight_questions_with_explanations():
     assert isinstance(lesson00.QUIZ, Quiz)
     assert 5 <= len(lesson00.QUIZ) <= 8
@@ -99,8 +126,12 @@ def test_quiz_has_five_to_eight_questions_with_explanations():
         right = question.answer if not question.choices else "abcdefgh"[int(question.answer)]
         assert question.check(right)
         assert question.check(TODO).passed is None
-    assert lesson00.QUIZ.check(6, 32)
-    assert not lesson00.QUIZ.check(6, 7)
+    assert lesson00.QUIZ.check(2, 7.39)
+    assert lesson00.QUIZ.check(2, 7.4)
+    assert not lesson00.QUIZ.check(2, 2.0)  # the gap itself, not the factor
+    assert not lesson00.QUIZ.check(2, 1.5)  # the ratio of the scores
+    assert lesson00.QUIZ.check(4, 16)
+    assert not lesson00.QUIZ.check(4, 4)  # cells per side
 
 
 def test_a_printed_question_shows_no_answer():

@@ -107,30 +107,63 @@ def share_case():
     return heat, box, expected
 
 
+def _share(heat, box):
+    top, left, bottom, right = box
+    return float(heat[top:bottom, left:right].sum() / heat.sum()) if heat.sum() > 0 else 0.0
+
+
 def test_check_corner_share_not_done(share_case):
     heat, box, _ = share_case
     assert_not_done(lesson05.check_corner_share(TODO, heat, box))
+    assert_not_done(lesson05.check_corner_share(lambda h, b: TODO, heat, box))
 
 
 def test_check_corner_share_right(share_case):
     heat, box, expected = share_case
-    assert lesson05.check_corner_share(expected, heat, box)
-    assert lesson05.check_corner_share(float(metrics.region_share(heat, box, 28)[0]), heat, box)
+    assert _share(heat, box) == pytest.approx(expected)
+    assert lesson05.check_corner_share(_share, heat, box)
+    assert lesson05.check_corner_share(lambda h, b: np.float32(_share(h, b)), heat, box)
+
+
+def test_check_corner_share_refuses_numbers_constants_and_the_package(share_case):
+    heat, box, expected = share_case
+    assert_wrong(lesson05.check_corner_share(expected, heat, box), expected, "function itself")
+    constant = lesson05.check_corner_share(lambda h, b: expected, heat, box)
+    assert_wrong(constant, expected, "same number for other maps")
+    original = metrics.region_share
+    package = lesson05.check_corner_share(
+        lambda h, b: float(metrics.region_share(h, b, h.shape)[0]), heat, box
+    )
+    assert_wrong(package, expected, "region_share does the exercise")
+    assert metrics.region_share is original
 
 
 def test_check_corner_share_wrong_paths(share_case):
     heat, box, expected = share_case
+
+    def inside(h, b):
+        return float(h[b[0] : b[2], b[1] : b[3]].sum())
+
+    def no_zero_guard(h, b):
+        return inside(h, b) / h.sum()  # 0 / 0 for an all-zero map
+
     wrong = [
-        (heat[:8, :8].sum(), "divides"),
-        (64 / 784, "area"),
-        (1 - expected, "outside"),
-        (heat[:8, :8].mean() / heat.mean(), "averages"),
-        (heat[:8, 20:].sum() / heat.sum(), "heat[top:bottom"),
-        (1.7, "between"),
-        ([1, 2], "number"),
+        (inside, "divides"),
+        (lambda h, b: (b[2] - b[0]) * (b[3] - b[1]) / h.size, "area"),
+        (lambda h, b: 1 - _share(h, b), "outside"),
+        (lambda h, b: h[b[0] : b[2], b[1] : b[3]].mean() / h.mean(), "averages"),
+        (lambda h, b: _share(h, (b[1], b[0], b[3], b[2])), "swapped"),
+        (lambda h, b: _share(h, (b[0], b[1], b[2] + 1, b[3] + 1)), "no + 1"),
+        (lambda h, b: 1.7, "between"),
+        (lambda h, b: [1, 2], "one number"),
+        (lambda h: 0.5, "raised TypeError"),
     ]
-    for answer, phrase in wrong:
-        assert_wrong(lesson05.check_corner_share(answer, heat, box), expected, phrase)
+    for function, phrase in wrong:
+        assert_wrong(lesson05.check_corner_share(function, heat, box), expected, phrase)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        result = lesson05.check_corner_share(no_zero_guard, heat, box)
+    assert result.passed is False
+    assert "defined as 0" in result.message
 
 
 # ----------------------------------------------------------------------------- lesson 06
@@ -148,29 +181,74 @@ def boxes_case():
     return boxes, 42, expected
 
 
+def _baseline(boxes, size, tolerance):
+    grown = np.clip(np.asarray(boxes) + np.array([-1, -1, 1, 1]) * tolerance, 0, size)
+    return float(np.mean((grown[:, 2] - grown[:, 0]) * (grown[:, 3] - grown[:, 1]) / size**2))
+
+
 def test_check_random_baseline(boxes_case):
     boxes, size, expected = boxes_case
+    assert _baseline(boxes, size, 3) == pytest.approx(expected)
     assert_not_done(lesson06.check_random_baseline(TODO, boxes, size))
-    assert lesson06.check_random_baseline(expected, boxes, size)
-    assert lesson06.check_random_baseline(np.float32(expected), boxes, size, tolerance=3)
-    unclipped = boxes + np.array([-3, -3, 3, 3])
-    unclipped_areas = (unclipped[:, 2] - unclipped[:, 0]) * (unclipped[:, 3] - unclipped[:, 1])
-    grown = np.clip(unclipped, 0, size)
-    areas = (grown[:, 2] - grown[:, 0]) * (grown[:, 3] - grown[:, 1])
-    twice = np.clip(boxes + np.array([-6, -6, 6, 6]), 0, size)
+    assert_not_done(lesson06.check_random_baseline(lambda b, s, t: TODO, boxes, size))
+    assert lesson06.check_random_baseline(_baseline, boxes, size)
+    assert lesson06.check_random_baseline(
+        lambda b, s, t: np.float32(_baseline(b, s, t)), boxes, size, tolerance=3
+    )
+    # Any numpy route to the same formula passes, the package's baseline of grown boxes too.
+    assert lesson06.check_random_baseline(
+        lambda b, s, t: metrics.random_baseline(np.clip(b + np.array([-t, -t, t, t]), 0, s), s),
+        boxes,
+        size,
+    )
+
+
+def test_check_random_baseline_refuses_a_number_or_a_constant(boxes_case):
+    boxes, size, expected = boxes_case
+    # A value copied from an output is refused: the check wants the function.
+    assert_wrong(lesson06.check_random_baseline(expected, boxes, size), expected, "function itself")
+    # A function that ignores its arguments is right for the lesson's boxes only.
+    constant = lesson06.check_random_baseline(lambda b, s, t: expected, boxes, size)
+    assert_wrong(constant, expected, "same number for other boxes")
+    uses_globals = lesson06.check_random_baseline(
+        lambda b, s, t: _baseline(boxes, size, 3), boxes, size
+    )
+    assert_wrong(uses_globals, expected, "its arguments")
+    # The package's tolerant baseline would do the exercise: refused, and left unpatched.
+    original = metrics.random_baseline
+    package = lesson06.check_random_baseline(
+        lambda b, s, t: metrics.random_baseline(b, s, tolerance=t), boxes, size
+    )
+    assert_wrong(package, expected, "does the exercise for you")
+    assert metrics.random_baseline is original
+
+
+def test_check_random_baseline_near_misses(boxes_case):
+    boxes, size, expected = boxes_case
+
+    def unclipped(b, s, t):
+        grown = np.asarray(b) + np.array([-t, -t, t, t])
+        return float(np.mean((grown[:, 2] - grown[:, 0]) * (grown[:, 3] - grown[:, 1]))) / s**2
+
+    def areas(b, s, t):
+        grown = np.clip(np.asarray(b) + np.array([-t, -t, t, t]), 0, s)
+        return (grown[:, 2] - grown[:, 0]) * (grown[:, 3] - grown[:, 1])
+
     wrong = [
-        (metrics.random_baseline(boxes, size), "without the tolerance"),
-        (unclipped_areas.mean() / size**2, "Clip"),
-        (np.mean((twice[:, 2] - twice[:, 0]) * (twice[:, 3] - twice[:, 1])) / size**2, "wrong"),
-        (areas.mean(), "area in pixels"),
-        (areas.mean() / size, "side"),
-        (1 - expected, "missing"),
-        (expected * 1.5, "average over the images"),
-        (3.0, "between 0 and 1"),
-        ("a lot", "one number"),
+        (lambda b, s, t: metrics.random_baseline(b, s), "without the tolerance"),
+        (unclipped, "Clip"),
+        (lambda b, s, t: _baseline(b, s, 2 * t), "wrong amount"),
+        (lambda b, s, t: float(areas(b, s, t).mean()), "area in pixels"),
+        (lambda b, s, t: float(areas(b, s, t).mean()) / s, "side"),
+        (lambda b, s, t: 1 - _baseline(b, s, t), "missing"),
+        (lambda b, s, t: 1.5 * _baseline(b, s, t), "average over the images"),
+        (lambda b, s, t: 3.0, "between 0 and 1"),
+        (lambda b, s, t: "a lot", "one number"),
+        (lambda b, s: 0.1, "raised TypeError"),
     ]
-    for answer, phrase in wrong:
-        assert_wrong(lesson06.check_random_baseline(answer, boxes, size), expected, phrase)
+    for function, phrase in wrong:
+        result = lesson06.check_random_baseline(function, boxes, size)
+        assert_wrong(result, expected, phrase)
 
 
 @pytest.fixture
@@ -186,19 +264,93 @@ def test_check_rank_correlation(rank_case):
 
     first, second, expected = rank_case
     assert_not_done(lesson06.check_rank_correlation(TODO, first, second))
-    mine = np.corrcoef(rankdata(first.ravel()), rankdata(second.ravel()))[0, 1]
+
+    def mine(a, b):
+        return np.corrcoef(rankdata(a.ravel()), rankdata(b.ravel()))[0, 1]
+
     assert lesson06.check_rank_correlation(mine, first, second)
     pearson = np.corrcoef(first.ravel(), second.ravel())[0, 1]
     assert not np.isclose(pearson, expected, rtol=1e-4)
+
+    def argsort_ranks(a, b):  # ties get different ranks
+        ra, rb = np.argsort(np.argsort(a.ravel())), np.argsort(np.argsort(b.ravel()))
+        return np.corrcoef(ra, rb)[0, 1]
+
     wrong = [
-        (pearson, "values themselves"),
-        (1 - expected, "one minus"),
-        (expected**2, "square"),
-        (1.5, "between -1 and 1"),
-        (expected / 2, "rankdata"),
+        (lambda a, b: np.corrcoef(a.ravel(), b.ravel())[0, 1], "values themselves"),
+        (argsort_ranks, "tied values"),
+        (lambda a, b: 1 - mine(a, b), "one minus"),
+        (lambda a, b: mine(a, b) ** 2, "square"),
+        (lambda a, b: 1.5, "between -1 and 1"),
+        (lambda a, b: mine(a, b) / 2, "rankdata"),
+        (lambda a, b: np.corrcoef(rankdata(a.ravel()), rankdata(b.ravel())), "one number"),
     ]
-    for answer, phrase in wrong:
-        assert_wrong(lesson06.check_rank_correlation(answer, first, second), expected, phrase)
+    for function, phrase in wrong:
+        assert_wrong(lesson06.check_rank_correlation(function, first, second), expected, phrase)
+
+
+def test_check_rank_correlation_refuses_numbers_constants_and_the_package(rank_case):
+    first, second, expected = rank_case
+    assert_wrong(lesson06.check_rank_correlation(expected, first, second), expected, "itself")
+    constant = lesson06.check_rank_correlation(lambda a, b: expected, first, second)
+    assert_wrong(constant, expected, "same number for other maps")
+    original = metrics.rank_correlation
+    package = lesson06.check_rank_correlation(metrics.rank_correlation, first, second)
+    assert_wrong(package, expected, "does the exercise for you")
+    called = lesson06.check_rank_correlation(
+        lambda a, b: metrics.rank_correlation(a, b), first, second
+    )
+    assert_wrong(called, expected, "does the exercise for you")
+    assert metrics.rank_correlation is original
+
+
+@pytest.mark.parametrize("against", ["A", "B", "C"])
+def test_hidden_blobs(against):
+    pytest.importorskip("torch")
+    import gradcam_widgets as gw
+
+    blobs = lesson06.make_hidden_blobs(against)
+    image = blobs.image[None, None]
+    maps = gw.gradcam(blobs.model, image, target=0, layer="0")[0]
+    heat = [maps[t:b, left:r].mean() for t, left, b, r in blobs.boxes.values()]
+    assert np.allclose(heat, heat[0])
+    assert heat[0] > 0
+    before = gw.predict(blobs.model, image)[0, 0]
+    for name, (top, left, bottom, right) in blobs.boxes.items():  # a second computation
+        erased = blobs.image.copy()
+        erased[top:bottom, left:right] = 0.0
+        change = gw.predict(blobs.model, erased[None, None])[0, 0] - before
+        assert (change > 0) == (name == against)
+    assert_not_done(blobs.check(TODO))
+    right = blobs.check(against.lower())
+    assert right
+    assert "against" in right.message
+    for wrong in set("ABC") - {against}:
+        result = blobs.check(wrong)
+        assert result.passed is False
+        assert "erase blob" in result.message
+    assert_wrong(blobs.check("D"), [], "'A', 'B' or 'C'")
+    assert_wrong(blobs.check(1), [], "'A', 'B' or 'C'")
+
+
+def test_hidden_blobs_scores_never_look_like_probabilities(monkeypatch):
+    """The weight whose score pair would be (1, 0) without class 1's bias: still accepted."""
+    pytest.importorskip("torch")
+    import secrets
+
+    import gradcam_widgets as gw
+
+    monkeypatch.setattr(secrets, "randbelow", lambda n: 917 if n == 1000 else 0)  # w = 1.7502
+    blobs = lesson06.make_hidden_blobs()
+    assert gw.gradcam(blobs.model, blobs.image[None, None], target=0, layer="0").max() > 0
+
+
+def test_hidden_blobs_are_drawn_at_random():
+    pytest.importorskip("torch")
+    drawn = {lesson06.make_hidden_blobs()._against for _ in range(40)}
+    assert drawn == {"A", "B", "C"}  # the chance that one is missing: < 1e-6
+    with pytest.raises(ValueError, match="one of"):
+        lesson06.make_hidden_blobs("Z")
 
 
 @pytest.fixture

@@ -253,9 +253,8 @@ def test_gradcam_plus_plus_by_hand():
 # ----------------------------------------------------------------- lesson 06, exercise 5
 
 
-def test_mystery_gradcam_is_batch_pooled():
+def _mystery_net():
     torch = pytest.importorskip("torch")
-    import gradcam_widgets as gw
 
     torch.manual_seed(0)
     net = torch.nn.Sequential(
@@ -266,31 +265,114 @@ def test_mystery_gradcam_is_batch_pooled():
         torch.nn.ReLU(),  # a non-linear head: each image has its own gradients
         torch.nn.Linear(6, 4),
     )
-    x = torch.randn(3, 1, 5, 5)
-    for i in range(3):  # one image: the same as Grad-CAM
-        np.testing.assert_allclose(
-            lesson06.mystery_gradcam(net, x[i : i + 1], target=1, layer="1"),
-            gw.gradcam(net, x[i : i + 1], target=1, layer="1"),
-            rtol=1e-5,
-            atol=1e-6,
-        )
-    batch = lesson06.mystery_gradcam(net, x, target=1, layer="1")
-    assert not np.allclose(batch, gw.gradcam(net, x, target=1, layer="1"), rtol=1e-2, atol=1e-8)
+    return net, torch.randn(3, 1, 5, 5)
+
+
+def _same(a, b):
+    return np.allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def _probes(function, net, x):
+    """What a learner can find out by probing: the answers that tell the mistakes apart."""
+    import gradcam_widgets as gw
+
+    top = gw.predict(net, x).argmax(axis=1)
+    other = [int((c + 1) % 4) for c in top]
+    return {
+        "one image": all(
+            _same(function(net, x[i : i + 1], layer="1"), gw.gradcam(net, x[i : i + 1], layer="1"))
+            for i in range(len(x))
+        ),
+        "batch": _same(function(net, x, layer="1"), gw.gradcam(net, x, layer="1")),
+        "other class": _same(
+            function(net, x, target=other, layer="1"), gw.gradcam(net, x, target=other, layer="1")
+        ),
+        "negative": bool((function(net, x, target=other, layer="1") < 0).any()),
+    }
+
+
+def test_each_mystery_has_its_own_fingerprint():
+    net, x = _mystery_net()
+    fingerprints = {}
+    for bug in lesson06.MYSTERY_BUGS:
+        function, _ = lesson06.make_mystery(bug)
+        fingerprints[bug] = tuple(_probes(function, net, x).values())
+    # one image alone / a batch / another class / negative values
+    assert fingerprints["batch"] == (True, False, False, False)
+    assert fingerprints["target"] == (True, True, False, False)
+    assert fingerprints["no-relu"][3]
+    assert not fingerprints["no-relu"][0]
+    assert fingerprints["softmax"] == (False, False, False, False)
+    assert len(set(fingerprints.values())) == len(lesson06.MYSTERY_BUGS)
+
+
+def test_mystery_batch_pools_over_the_batch():
+    import gradcam_widgets as gw
+
+    net, x = _mystery_net()
+    function, _ = lesson06.make_mystery("batch")
     a, g = lesson06.features_and_gradients(net, x, target=1, layer="1")
+    pooled = np.broadcast_to(g.mean(axis=(0, 2, 3)), a.shape[:2])
+    np.testing.assert_allclose(
+        function(net, x, target=1, layer="1"), _core.weighted_sum(a, pooled), rtol=1e-5, atol=1e-7
+    )
     assert a.shape == g.shape == (3, 3, 5, 5)
     np.testing.assert_allclose(
         hirescam(a, g), gw.gradcam(net, x, 1, "1", method="hirescam"), rtol=1e-5, atol=1e-6
     )
 
 
-def test_mystery_question():
-    assert lesson06.MYSTERY.check(TODO).passed is None
-    assert lesson06.MYSTERY.check("b")
-    for wrong in ("a", "c", "d", 0, 3):
-        result = lesson06.MYSTERY.check(wrong)
+def test_mystery_no_relu_is_gradcam_before_the_relu():
+    import gradcam_widgets as gw
+
+    net, x = _mystery_net()
+    function, _ = lesson06.make_mystery("no-relu")
+    maps = function(net, x, target=2, layer="1")
+    assert maps.min() < 0
+    assert _same(np.maximum(maps, 0), gw.gradcam(net, x, target=2, layer="1"))
+
+
+def test_mystery_softmax_is_the_probability_gradient():
+    """A second computation: autograd of softmax(y)_c with respect to the layer's output."""
+    torch = pytest.importorskip("torch")
+    net, x = _mystery_net()
+    function, _ = lesson06.make_mystery("softmax")
+    a = net[1](net[0](x)).detach().requires_grad_(True)
+    p = torch.softmax(net[5](net[4](net[3](net[2](a)))), dim=1)
+    g = torch.autograd.grad(p[:, 2].sum(), a)[0].numpy()
+    expected = np.maximum(np.einsum("nk,nkhw->nhw", g.mean(axis=(2, 3)), a.detach().numpy()), 0)
+    np.testing.assert_allclose(function(net, x, target=2, layer="1"), expected, atol=1e-7)
+
+
+def test_mystery_is_drawn_at_random():
+    drawn = {lesson06.make_mystery()[1]._question.answer for _ in range(60)}
+    assert drawn == {0, 1, 2, 3}  # all four appear (the chance that one is missing: < 1e-6)
+    assert lesson06.MYSTERY._question.answer in {0, 1, 2, 3}
+    with pytest.raises(ValueError, match="unknown mistake"):
+        lesson06.make_mystery("typo")
+
+
+@pytest.mark.parametrize("bug", lesson06.MYSTERY_BUGS)
+def test_mystery_question(bug):
+    _, question = lesson06.make_mystery(bug)
+    right = "abcd"[lesson06.MYSTERY_BUGS.index(bug)]
+    assert question.check(TODO).passed is None
+    result = question.check(right)
+    assert result
+    assert result.message == lesson06._MYSTERY_EXPLANATIONS[bug]
+    for wrong in "abcd":
+        if wrong == right:
+            continue
+        result = question.check(wrong)
         assert result.passed is False
-        assert "axis" not in result.message  # the explanation only comes with the answer
-    assert not lesson06.MYSTERY.check("e")
+        # the hint is how to test the wrong hypothesis, never the right answer's explanation
+        probe = lesson06._MYSTERY_PROBES[lesson06.MYSTERY_BUGS["abcd".index(wrong)]]
+        assert result.message.endswith(probe)
+        assert lesson06._MYSTERY_EXPLANATIONS[bug] not in result.message
+    assert not question.check("e")
+    shown = repr(question) + question._repr_markdown_()
+    assert "Which mistake" in shown
+    assert lesson06._MYSTERY_EXPLANATIONS[bug] not in shown
 
 
 def test_guided_verdict():
@@ -331,7 +413,40 @@ def test_quizzes(quiz):
 
 
 def test_quiz_numbers():
+    from scipy.stats import spearmanr
+
     assert lesson05.QUIZ.check(3, 2.04)
     assert not lesson05.QUIZ.check(3, 8.16)  # the 8 x 8 box of the lesson, not 4 x 4
+    assert lesson05.QUIZ.check(4, 32)
+    assert not lesson05.QUIZ.check(4, 7)  # the number of cells, not their spacing
     assert lesson06.QUIZ.check(3, 0.0625)
     assert not lesson06.QUIZ.check(3, 0.25)  # side over side, not area over area
+    first, second = [0.1, 0.2, 0.3, 0.4], [1, 4, 9, 100]
+    assert lesson06.QUIZ.check(2, spearmanr(first, second)[0])
+    pearson = float(np.corrcoef(first, second)[0, 1])
+    assert not lesson06.QUIZ.check(2, pearson)  # the values' correlation, not the ranks'
+    assert "0.82" in lesson06.QUIZ[2].explanation
+    assert round(pearson, 2) == 0.82
+
+
+def test_quiz_two_blob_variant():
+    """Question 6.5's claim, computed: with B's weight -2, Grad-CAM's map is empty."""
+    torch = pytest.importorskip("torch")
+    import gradcam_widgets as gw
+
+    toy = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 1, kernel_size=1), torch.nn.Flatten(), torch.nn.Linear(64, 2)
+    )
+    with torch.no_grad():
+        toy[0].weight.fill_(1.0)
+        toy[0].bias.zero_()
+        weights = torch.zeros(2, 8, 8)
+        weights[0, 1:3, 1:3] = 1.0
+        weights[0, 5:7, 5:7] = -2.0
+        toy[2].weight.copy_(weights.reshape(2, 64))
+        toy[2].bias.zero_()
+    image = np.zeros((1, 1, 8, 8), dtype=np.float32)
+    image[0, 0, 1:3, 1:3] = image[0, 0, 5:7, 5:7] = 1.0
+    assert np.all(gw.gradcam(toy, image, target=0, layer="0") == 0)
+    assert gw.gradcam(toy, image, target=0, layer="0", method="hirescam")[0, 1:3, 1:3].min() > 0
+    assert lesson06.QUIZ.check(5, "d")

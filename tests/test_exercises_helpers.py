@@ -34,3 +34,20 @@ def test_as_number_accepts_one_finite_number_only():
     assert ex.as_number(np.array([2.0])) == 2.0
     for bad in (True, "3", float("nan"), [1, 2], None):
         assert ex.as_number(bad) is None
+
+
+def test_watch_calls_records_and_always_restores():
+    class Owner:
+        @staticmethod
+        def helper(x, scale=1):
+            return x * scale
+
+    original = Owner.helper
+    with ex.watch_calls(Owner, "helper") as calls:
+        assert Owner.helper(2, scale=3) == 6  # the original still does the work
+    assert calls == [((2,), {"scale": 3})]
+    assert Owner.helper is original
+    with pytest.raises(RuntimeError), ex.watch_calls(Owner, "helper"):
+        raise RuntimeError("the learner's code failed")
+    assert Owner.helper is original  # restored after an error too
+    assert Owner().helper(5) == 5  # still a staticmethod: no instance bound as x

@@ -626,3 +626,20 @@ def test_every_control_is_a_standard_keyboard_operable_widget(ex):
         assert control.description or getattr(
             control, "placeholder", ""
         )  # a name screen readers read
+
+
+def test_on_a_vit_the_slider_starts_at_the_default_layer():
+    # The last candidates of a class-token ViT act token by token after the last
+    # attention: their maps are empty, so the slider starts where the class token reads.
+    from archs import TinyViT
+
+    model = TinyViT().eval()
+    x = torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    ex = gw.Explorer(model, x)
+    default = gw.engine.default_layer(model, x)
+    assert default == "blocks.1.norm1" != ex.layers[-1]
+    assert ex.layer.value == default
+    assert np.any(ex.current_map > 0)
+    assert not np.any(gw.gradcam(model, x, ex.target.value, ex.layers[-1]))
+    # Layers given without the default: the last of them, as on a CNN.
+    assert gw.Explorer(model, x, layers=["blocks.0.norm1", "norm"]).layer.value == "norm"

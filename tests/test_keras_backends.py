@@ -204,3 +204,13 @@ def test_vit_token_maps_equal_an_independent_tape(results):
         assert np.any(expected > 0), name
         for backend, arrays in results.items():
             _scaled_close(arrays[f"vit/{name}"], expected, f"{backend} {name}")
+
+
+def test_receptive_fields_measured_on_every_backend(results):
+    # c1: 3; p1: 3 + 1 = 4 (jump 2); c2, dilated 3 -> 5: 4 + 4 * 2 = 12.
+    for backend, arrays in results.items():
+        assert list(arrays["rf/names"]) == ["c1", "p1", "c2"], backend
+        assert list(arrays["rf/sizes"]) == [3, 4, 12], backend
+        assert arrays["rf/measured"].tolist() == [[3, 3], [4, 4], [12, 12]], backend
+        # The ViT's centre token: its own 8x8 patch before attention, the image after.
+        assert arrays["rf/vit"].tolist() == [[8, 8], [32, 32]], backend

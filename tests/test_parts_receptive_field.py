@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -11,6 +14,8 @@ from torch import nn  # noqa: E402
 import gradcam_widgets as gw  # noqa: E402
 from gradcam_widgets import receptive_field as rf  # noqa: E402
 from gradcam_widgets.parts import gradcam_parts  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 @pytest.fixture(scope="module")
@@ -134,3 +139,47 @@ def test_question_repr_hides_the_answer():
     assert "explanation" not in text.lower()
     for question in lesson04.QUIZ.questions:
         assert question.explanation not in text
+
+
+def test_measured_reads_token_layers_through_their_layout():
+    # The centre cell of a token layer is the patch token at the grid's centre: before
+    # the first attention it sees its own 4x4 patch; after it, the whole 32x32 image.
+    import archs
+
+    model = archs.TinyViT().eval()
+    inputs = np.random.default_rng(2).normal(size=(4, 3, 32, 32)).astype(np.float32)
+    assert rf.measured(model, inputs, "blocks.0.norm1") == (4, 4)
+    assert rf.measured(model, inputs, "blocks.0") == (32, 32)
+    with pytest.raises(ValueError, match="not a feature map"):
+        rf.measured(model, inputs, "head")
+    with pytest.raises(ValueError, match="unknown layer"):
+        rf.measured(model, inputs, "nope")
+
+
+def test_measured_leaves_the_model_as_it_was():
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(inplace=True), nn.Flatten()).train()
+    inputs = np.random.default_rng(0).normal(size=(8, 1, 6, 6)).astype(np.float32)
+    # The in-place ReLU after the convolution must not overwrite what is differentiated.
+    assert rf.measured(model, inputs, "0") == (3, 3)
+    assert model.training
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_receptive_field_reads_no_framework():
+    # The framework-specific reading lives behind the backend protocol (issue 10).
+    import ast
+
+    tree = ast.parse(Path(rf.__file__).read_text())
+    imported = {
+        alias.name.split(".")[0]
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import)
+        for alias in node.names
+    } | {
+        (node.module or "").split(".")[0]
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and node.level == 0
+    }
+    assert not imported & {"torch", "keras", "tensorflow", "jax"}
+    names = {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant)}
+    assert not names & {"torch", "keras", "tensorflow", "jax"}

@@ -88,6 +88,20 @@ def test_pointing_game_and_random_baseline():
         metrics.random_baseline(np.zeros((3, 3)), 44)
 
 
+def test_random_baseline_with_a_tolerance_is_what_the_game_counts():
+    """Grown, clipped boxes: the same hit rate as random points in the tolerant game."""
+    boxes = np.array([[0, 2, 9, 11], [30, 33, 42, 41], [5, 5, 10, 10]])
+    grown = np.clip(boxes + np.array([-3, -3, 3, 3]), 0, 42)
+    by_hand = np.mean((grown[:, 2] - grown[:, 0]) * (grown[:, 3] - grown[:, 1]) / 42**2)
+    assert metrics.random_baseline(boxes, 42, tolerance=3) == pytest.approx(by_hand)
+    assert metrics.random_baseline(boxes, 42, tolerance=0) == metrics.random_baseline(boxes, 42)
+    # a second computation: every pixel as the map's peak, scored by the tolerant game
+    peaks = np.zeros((42 * 42, 42, 42), dtype=np.float32)
+    peaks[np.arange(42 * 42), np.arange(42 * 42) // 42, np.arange(42 * 42) % 42] = 1.0
+    rates = [np.mean(metrics.pointing_game(peaks, box, 42, tolerance=3)) for box in boxes]
+    assert np.mean(rates) == pytest.approx(by_hand)
+
+
 def test_random_baseline_is_what_random_points_score():
     rng = np.random.default_rng(0)
     boxes = np.array([[5, 5, 25, 20], [10, 0, 44, 12]])

@@ -26,17 +26,21 @@ __all__ = [
     "Head",
     "LayerCache",
     "LayerInfo",
+    "LayerStep",
     "Layout",
     "LayoutGuess",
     "Reshape",
     "TargetSet",
+    "centre_cell",
     "check_logits_shape",
     "check_not_probabilities",
     "describe_outputs",
     "guess_layout",
+    "map_info",
     "normalize_target_spec",
     "resolve_target_set",
     "resolve_targets",
+    "square",
     "to_channels_first",
     "validate_pixels",
     "width_axis_layout",
@@ -46,6 +50,11 @@ __all__ = [
 TOP_CLASS = -1
 #: Marks "no contrast class" in a contrast array.
 NO_CONTRAST = -1
+
+#: One layer of a plain chain, for receptive fields: its name and ``(kernel size,
+#: stride)`` (the kernel's span with dilation, ``(k - 1) * d + 1``), or None for a layer
+#: that is neither a convolution nor a pooling (a ``Flatten``: the field ends there).
+LayerStep = tuple[str, tuple[int, int] | None]
 
 #: A user's ``reshape=`` callable: the layer's output (a framework tensor) -> a feature map
 #: in the model's own layout (torch ``(N, C, h, w)``, Keras ``(N, h, w, C)``).
@@ -241,6 +250,24 @@ class Backend(Protocol):
     def weighted_layers(self, model: Any) -> list[str]:
         """Names of the layers that hold weights of their own, input to output."""
 
+    def layer_geometry(self, model: Any) -> list[LayerStep]:
+        """The top-level layers of a plain chain model, input to output, as :data:`LayerStep`.
+
+        Element-wise layers (activations, batch norm, dropout, identity) are left out:
+        they do not change a receptive field.
+
+        Raises:
+            ValueError: a non-square kernel, stride or dilation.
+        """
+
+    def cell_gradient(self, model: Any, batch: Any, layer: str) -> np.ndarray:
+        """``d (sum_k A^k_ij) / d x`` for the centre cell ``(i, j)`` of ``layer``'s map.
+
+        One forward in eval mode; the layer's map in any layout the engine decides
+        (channels first or last, token grid). Returns the input gradient as numpy
+        ``(N, C, H, W)``, channels first whatever the model's own layout.
+        """
+
     def randomized_copy(
         self,
         model: Any,
@@ -248,6 +275,45 @@ class Backend(Protocol):
         randomize: Callable[[np.ndarray], np.ndarray],
     ) -> Any:
         """A copy of ``model`` whose named layers' weights are ``randomize(weights)``."""
+
+
+def square(value: Any, what: str) -> int:
+    """One side of a square kernel, stride or dilation given as an int or a pair."""
+    values = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+    if len(values) != 2 or values[0] != values[1]:
+        raise ValueError(f"non-square {what} is not supported: {values}.")
+    return int(values[0])
+
+
+def centre_cell(tensor: Any, layout: Layout) -> Any:
+    """The centre cell ``(N, K)`` of a map held in ``layout``, by indexing alone.
+
+    Indexing is spelled the same in every framework, so the tensor stays the
+    framework's own (and differentiable).
+    """
+    h, w = layout.grid
+    row, column = h // 2, w // 2
+    if layout.kind == "channels_last":
+        return tensor[:, row, column, :]
+    if layout.kind == "tokens":
+        return tensor[:, layout.prefix + row * w + column, :]
+    if len(tensor.shape) == 3:  # a flattened channels-first map (N, C, h*w)
+        return tensor[:, :, row * w + column]
+    return tensor[:, :, row, column]
+
+
+def map_info(infos: Sequence[LayerInfo], layer: str) -> tuple[LayerInfo, Layout]:
+    """The description of ``layer`` and its layout; it must hold one map of a decided layout."""
+    info = next((info for info in infos if info.name == layer), None)
+    if info is None:
+        candidates = [i.name for i in infos if i.is_candidate]
+        raise ValueError(f"unknown layer {layer!r}. Candidate layers: {candidates}.")
+    if not info.is_map or info.layout is None:
+        raise ValueError(
+            f"layer {layer!r} has output shape {info.shape}, not a feature map with a "
+            f"centre cell ({info.note or 'height and width must be > 1'})."
+        )
+    return info, info.layout
 
 
 def validate_pixels(array: np.ndarray) -> None:

@@ -27,11 +27,15 @@ from .base import (
     Head,
     LayerCache,
     LayerInfo,
+    LayerStep,
     Layout,
     Reshape,
     TargetSet,
+    centre_cell,
     check_logits_shape,
+    map_info,
     resolve_target_set,
+    square,
     to_channels_first,
     validate_pixels,
 )
@@ -107,6 +111,51 @@ class KerasBackend:
             for name, layer in named_layers(model)
             if layer.weights and not isinstance(layer, keras.Model)
         ]
+
+    @staticmethod
+    def layer_geometry(model: keras.Model) -> list[LayerStep]:
+        """``(name, (kernel, stride))`` of the model's layers: convolutions and poolings.
+
+        Other layers give ``None``; element-wise ones (and batch norms) are left out.
+        """
+        steps: list[LayerStep] = []
+        for layer in model.layers:
+            if isinstance(layer, keras.layers.InputLayer) or (
+                isinstance(layer, keras_layout.ELEMENTWISE)
+                and not isinstance(layer, keras_layout.MERGES)
+            ):
+                continue
+            if isinstance(layer, keras.layers.Conv2D):
+                span = (square(layer.kernel_size, "kernel") - 1) * square(
+                    layer.dilation_rate, "dilation"
+                ) + 1
+                steps.append((layer.name, (span, square(layer.strides, "stride"))))
+            elif isinstance(layer, (keras.layers.MaxPooling2D, keras.layers.AveragePooling2D)):
+                steps.append(
+                    (
+                        layer.name,
+                        (square(layer.pool_size, "pool size"), square(layer.strides, "stride")),
+                    )
+                )
+            else:
+                steps.append((layer.name, None))
+        return steps
+
+    def cell_gradient(self, model: keras.Model, batch: np.ndarray, layer: str) -> np.ndarray:
+        """The input gradient of the centre cell of ``layer``'s map, summed over channels.
+
+        Computed by the Keras backend's own autodiff (:func:`input_gradient` of the step
+        module), on a recorded forward that captures the layer.
+        """
+        info, layout = map_info(self.describe_layers(model, batch), layer)
+
+        def cell_sum(x: Any) -> Any:
+            seen = forward(model, lambda: model(x, training=False), (info.name,))
+            (output,) = seen.maps((info.name,))
+            return keras.ops.sum(centre_cell(output, layout))
+
+        grad = self.to_numpy(_steps.input_gradient(cell_sum, batch))
+        return np.ascontiguousarray(np.transpose(grad, (0, 3, 1, 2)))
 
     @staticmethod
     def randomized_copy(
@@ -353,12 +402,15 @@ def _entries(records: list, names: dict[int, str]) -> list[keras_layout.Entry]:
     for layer, args, _, output in records:
         name = names[id(layer)]
         first = args[0] if args else None
+        # A merge layer (Add, Concatenate) gets its inputs as one list: its first one is
+        # the source whose layout the output keeps.
+        source = first[0] if isinstance(first, (list, tuple)) and first else first
         for entry in (
             keras_layout.Entry(
                 name + INPUT_SUFFIX, layer, first, None, keras_layout.shape_of(first),
                 is_input=True,
             ),
-            keras_layout.Entry(name, layer, output, first, keras_layout.shape_of(output)),
+            keras_layout.Entry(name, layer, output, source, keras_layout.shape_of(output)),
         ):
             if entry.name in seen:
                 seen[entry.name].calls += 1

@@ -18,6 +18,7 @@ classes), so that the adapter refuses them as on the other backends.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -57,6 +58,14 @@ def run_for_shapes(function: Any) -> None:
     needs only the shapes and which tensor feeds which layer.
     """
     jax.eval_shape(lambda: (function(), 0)[1])
+
+
+def input_gradient(function: Callable[[Any], Any], batch: np.ndarray) -> Any:
+    """``d function(x) / d x`` at ``x = batch``, ``function`` returning a scalar: ``jax.grad``.
+
+    The model's variables are read inside the trace as constants: nothing is updated.
+    """
+    return jax.grad(function)(jnp.asarray(batch))
 
 
 class JaxStep:

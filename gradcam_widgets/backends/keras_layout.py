@@ -14,8 +14,9 @@ it, in this order:
    token sequence (3-D) among the readings the shape allows;
 3. the tensor's neighbours: the same tensor object seen elsewhere (a layer's output is
    the next layer's input), element-wise layers (activations, dropout, ``Add``,
-   ``Multiply``), whose output keeps their input's layout, and a ``Reshape`` between
-   a channels-last map ``(N, h, w, C)`` and its tokens ``(N, h*w, C)``;
+   ``Multiply``), whose output keeps their input's layout, a ``Concatenate`` along the
+   channel axis, and a ``Reshape`` between a channels-last map ``(N, h, w, C)`` and its
+   tokens ``(N, h*w, C)``;
 4. a second pass on a wider input, where only a grid's width axis grows
    (:func:`~.layout.width_axis_layout`), when the model accepts another size.
 
@@ -35,7 +36,7 @@ from .layout import Layout, LayoutGuess, describe_outputs, width_axis_layout
 
 # Layers whose output has their (first) input's layout: they act element by element,
 # or per channel on a channel axis they do not move.
-_ELEMENTWISE: tuple[type, ...] = (
+ELEMENTWISE: tuple[type, ...] = (
     keras.layers.Activation,
     keras.layers.ReLU,
     keras.layers.LeakyReLU,
@@ -56,6 +57,16 @@ _ELEMENTWISE: tuple[type, ...] = (
     keras.layers.Rescaling,
     keras.layers.Normalization,
     keras.layers.BatchNormalization,
+)
+
+# Element-wise layers with several inputs: a receptive field is the union of theirs.
+MERGES: tuple[type, ...] = (
+    keras.layers.Add,
+    keras.layers.Subtract,
+    keras.layers.Multiply,
+    keras.layers.Average,
+    keras.layers.Maximum,
+    keras.layers.Minimum,
 )
 
 # Layers that act on the last axis of their input: features (or channels) last.
@@ -153,17 +164,32 @@ def _spread(entries: list[Entry], layouts: list[Layout | None]) -> None:
             if (
                 found is None
                 and not entry.is_input
-                and isinstance(entry.layer, _ELEMENTWISE)
+                and isinstance(entry.layer, ELEMENTWISE)
                 and entry.source is not None
                 and shape_of(entry.source) == entry.shape
             ):
                 found = by_tensor.get(id(entry.source))
+            if found is None and isinstance(entry.layer, keras.layers.Concatenate):
+                source = by_tensor.get(id(entry.source)) if entry.source is not None else None
+                found = _concatenated(source, entry.layer, entry.shape)
             if found is None and isinstance(entry.layer, keras.layers.Reshape):
                 source = by_tensor.get(id(entry.source)) if entry.source is not None else None
                 found = _reshaped(source, shape_of(entry.source), entry.shape)
             if found is not None:
                 layouts[index] = found
+                if entry.tensor is not None:  # forward order: a chain settles in one pass
+                    by_tensor.setdefault(id(entry.tensor), found)
                 changed = True
+
+
+def _concatenated(source: Layout | None, layer: Any, shape: tuple[int, ...]) -> Layout | None:
+    """Maps joined along their channel axis keep their layout (DenseNet, Inception)."""
+    axis = _axis_of(layer)
+    if source is None or source.kind == "tokens" or axis is None or len(shape) != 4:
+        return None
+    channel_axis = 3 if source.kind == "channels_last" else 1
+    grid = (shape[1], shape[2]) if channel_axis == 3 else (shape[2], shape[3])
+    return source if axis % 4 == channel_axis and grid == source.grid else None
 
 
 def _reshaped(

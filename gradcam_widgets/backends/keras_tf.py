@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import keras
@@ -36,6 +36,15 @@ RUN_ERRORS: tuple[type[BaseException], ...] = (tf.errors.InvalidArgumentError,)
 def run_for_shapes(function: Any) -> None:
     """Run ``function`` for the shapes it sees: eagerly (cheaper than a TensorFlow trace)."""
     function()
+
+
+def input_gradient(function: Callable[[Any], Any], batch: np.ndarray) -> Any:
+    """``d function(x) / d x`` at ``x = batch``, ``function`` returning a scalar: a tape."""
+    x = tf.convert_to_tensor(batch)
+    with tf.GradientTape(watch_accessed_variables=False) as tape:
+        tape.watch(x)
+        value = function(x)
+    return tape.gradient(value, x)
 
 
 class TensorFlowStep:

@@ -11,6 +11,7 @@ are never written (``autograd.grad`` returns the gradients instead of accumulati
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import keras
@@ -28,6 +29,17 @@ def run_for_shapes(function: Any) -> None:
     """Run ``function`` for the shapes it sees: eagerly, without recording gradients."""
     with torch.no_grad():
         function()
+
+
+def input_gradient(function: Callable[[Any], Any], batch: np.ndarray) -> Any:
+    """``d function(x) / d x`` at ``x = batch``, ``function`` returning a scalar: autograd.
+
+    ``autograd.grad`` returns the gradient without writing any parameter's ``.grad``.
+    """
+    x = keras.ops.convert_to_tensor(batch).detach().requires_grad_(True)
+    with torch.enable_grad():
+        (grad,) = torch.autograd.grad(function(x), x)
+    return grad
 
 
 class TorchStep:

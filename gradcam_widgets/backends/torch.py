@@ -21,13 +21,17 @@ from .base import (
     Head,
     LayerCache,
     LayerInfo,
+    LayerStep,
     Layout,
     Reshape,
     TargetSet,
+    centre_cell,
     check_logits_shape,
     describe_outputs,
+    map_info,
     resolve_target_set,
     resolve_targets,
+    square,
     to_channels_first,
     validate_pixels,
     width_axis_layout,
@@ -56,6 +60,9 @@ _CHANNELS_FIRST = (
     nn.Upsample,
 )
 
+
+# Normalisations: per channel, so a receptive field does not change through them.
+_NORMS = (nn.BatchNorm2d, nn.InstanceNorm2d, nn.GroupNorm, nn.LayerNorm)
 
 # Modules that act element by element: their output has their input's layout.
 _ELEMENTWISE = (
@@ -261,6 +268,48 @@ class TorchBackend:
             for name, module in model.named_modules()
             if name and any(True for _ in module.parameters(recurse=False))
         ]
+
+    @staticmethod
+    def layer_geometry(model: nn.Module) -> list[LayerStep]:
+        """``(name, (kernel, stride))`` of the model's children: convolutions and poolings.
+
+        Other children give ``None``; element-wise ones are left out.
+        """
+        steps: list[LayerStep] = []
+        for name, module in _unwrapped(model).named_children():
+            if isinstance(module, nn.Conv2d):
+                span = (square(module.kernel_size, "kernel") - 1) * square(
+                    module.dilation, "dilation"
+                ) + 1
+                steps.append((name, (span, square(module.stride, "stride"))))
+            elif isinstance(module, (nn.MaxPool2d, nn.AvgPool2d)):
+                kernel = square(module.kernel_size, "kernel")
+                stride = module.stride if module.stride is not None else module.kernel_size
+                dilation = getattr(module, "dilation", 1)
+                span = (kernel - 1) * square(dilation, "dilation") + 1
+                steps.append((name, (span, square(stride, "stride"))))
+            elif not isinstance(module, _ELEMENTWISE + _NORMS):
+                steps.append((name, None))
+        return steps
+
+    def cell_gradient(self, model: nn.Module, batch: torch.Tensor, layer: str) -> np.ndarray:
+        """The input gradient of the centre cell of ``layer``'s map, summed over channels."""
+        info, layout = map_info(self.describe_layers(model, batch), layer)
+        module = dict(model.named_modules())[info.name]
+        captured: list[torch.Tensor] = []
+
+        def hook(module: nn.Module, args: Any, output: torch.Tensor) -> torch.Tensor | None:
+            captured.append(output)
+            # An in-place op after the layer would overwrite what the gradient starts from.
+            return output.clone() if info.overwritten else None
+
+        with torch.inference_mode(False):
+            x = batch.detach().clone().requires_grad_(True)
+        handles = [module.register_forward_hook(hook)]
+        with _hooks(handles), _eager(), _eval_mode(model), torch.enable_grad():
+            _run(model, x)
+            (grad,) = torch.autograd.grad(centre_cell(captured[0], layout).sum(), x)
+        return _numpy(grad)
 
     @staticmethod
     def randomized_copy(

@@ -8,7 +8,8 @@ Lesson-specific checks live in ``lessonNN.py`` modules beside this one and use
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +29,7 @@ __all__ = [
     "maps_close",
     "predict_then_run",
     "record_prediction",
+    "watch_calls",
 ]
 
 
@@ -81,6 +83,33 @@ class Feedback:
 def feedback(passed: bool | None, message: str) -> Feedback:
     """Build a :class:`Feedback`; ``passed=None`` means the exercise is not done yet."""
     return Feedback(passed, message)
+
+
+@contextmanager
+def watch_calls(owner: Any, name: str) -> Iterator[list[tuple[Any, ...]]]:
+    """Record the calls of ``owner.name`` while the block runs (a forbidden shortcut).
+
+    The attribute is replaced by a wrapper that records each call's arguments and then
+    calls the original, and restored afterwards, also when the block raises.
+    """
+    calls: list[tuple[Any, ...]] = []
+    original = getattr(owner, name)
+    own = vars(owner)
+    had_own = name in own
+    raw = own.get(name)  # restored as it was stored (a staticmethod stays one)
+
+    def watched(*args: Any, **kwargs: Any) -> Any:
+        calls.append((args, kwargs))
+        return original(*args, **kwargs)
+
+    setattr(owner, name, watched)
+    try:
+        yield calls
+    finally:
+        if had_own:
+            setattr(owner, name, raw)
+        else:
+            delattr(owner, name)
 
 
 def maps_close(a: np.ndarray, b: np.ndarray) -> bool:
@@ -246,13 +275,17 @@ def record_prediction(name: str, prediction: Any) -> Feedback:
     return Feedback(True, f"{prediction!r}. Now run the next cell.", heading="Prediction recorded:")
 
 
-def predict_then_run(name: str, truth: Any, *, tolerance: float = 0.0) -> Feedback:
+def predict_then_run(
+    name: str, truth: Any, *, tolerance: float = 0.0, reveal: str | None = None
+) -> Feedback:
     """Compare the recorded prediction for ``name`` with what the notebook computed.
 
     Args:
         name: as given to :func:`record_prediction`.
         truth: the computed answer.
         tolerance: for numbers, how close counts as right.
+        reveal: the measurement behind ``truth``, shown only once a prediction is on
+            record (a saved notebook then does not give the answer away).
     """
     if name not in _PREDICTIONS:
         return feedback(None, "record your prediction first (the cell above), then run this.")
@@ -264,4 +297,6 @@ def predict_then_run(name: str, truth: Any, *, tolerance: float = 0.0) -> Feedba
         right = str(guess).strip().lower() == str(truth).strip().lower()
     heading = "As you predicted:" if right else "A surprise:"
     message = f"you said {guess!r}, the notebook computed {truth!r}."
+    if reveal:
+        message += f" {reveal}"
     return Feedback(right, message, heading=heading)

@@ -12,7 +12,14 @@ import numpy as np
 
 from . import TODO, Feedback, Question, Quiz, as_number, feedback, is_todo
 
-__all__ = ["QUIZ", "TODO", "check_cell_size", "check_score_gap", "occlusion_outcome"]
+__all__ = [
+    "QUIZ",
+    "TODO",
+    "check_cell_size",
+    "check_map_side",
+    "check_score_gap",
+    "occlusion_outcome",
+]
 
 
 def check_cell_size(explorer: Any, answer: Any, layer: str, input_side: int) -> Feedback:
@@ -65,6 +72,66 @@ def check_cell_size(explorer: Any, answer: Any, layer: str, input_side: int) -> 
         False,
         f"not quite. The network's input is {input_side} pixels wide; the caption gives how "
         "many cells the map has across that width.",
+    )
+
+
+def check_map_side(
+    explorer: Any, answer: Any, layer: str, input_side: int, trained_side: int = 224
+) -> Feedback:
+    """Exercise 2: how many cells along a side ``layer``'s map has for a bigger input.
+
+    Each layer of a convolutional network shrinks its input by a fixed factor, its
+    stride (``trained_side`` over the map's side on the Explorer), whatever the input's
+    size; so a ``input_side`` input gives ``input_side / stride`` cells. The notebook runs
+    the network on such an input afterwards to confirm.
+
+    Args:
+        explorer: the lesson's Explorer (its maps are for a ``trained_side`` input).
+        answer: the learner's number of cells along one side.
+        layer: the layer the exercise names.
+        input_side: the side of the new, square input.
+        trained_side: the side of the Explorer's input.
+    """
+    if is_todo(answer):
+        return feedback(None, "replace TODO with a number of cells.")
+    value = as_number(answer)
+    if value is None:
+        return feedback(False, f"give one number, not {answer!r}.")
+    sides = {name: heat.shape[0] for name, heat in explorer.maps().items()}
+    if layer not in sides:
+        raise ValueError(f"{layer!r} is not on the Explorer's slider: {list(sides)}.")
+    side = sides[layer]
+    stride = trained_side / side
+    expected = input_side / stride
+    if np.isclose(value, expected, atol=0.05):
+        return feedback(
+            True,
+            "a layer shrinks its input by the same factor (its stride) whatever the input's "
+            "size, so a bigger photo gives a finer grid of cells at every layer.",
+        )
+    if np.isclose(value, side):
+        return feedback(
+            False,
+            f"that is the map's side for the {trained_side}-pixel input. The grid is not "
+            "fixed: what stays the same when the input grows?",
+        )
+    if np.isclose(value, stride):
+        return feedback(
+            False,
+            "that is how many input pixels lie between two neighbouring cells. The question "
+            "asks how many cells fit along the bigger input.",
+        )
+    if np.isclose(value, expected**2, rtol=1e-3):
+        return feedback(False, "that counts every cell of the map; give the cells along one side.")
+    for name, other in sides.items():
+        if other != side and np.isclose(value, input_side * other / trained_side, atol=0.05):
+            return feedback(
+                False, f"that would be the map of layer {name!r}. Read {layer!r}'s map size."
+            )
+    return feedback(
+        False,
+        f"not quite. First find how many input pixels one step of {layer!r}'s grid spans on "
+        f"the {trained_side}-pixel input; that step stays the same on a bigger input.",
     )
 
 
@@ -130,14 +197,14 @@ def occlusion_outcome(before: float, after: float) -> str:
 QUIZ = Quiz(
     [
         Question(
-            "1. The Explorer shows a map for class *plastic bag* that is bright on the cat's "
-            "face. What does that tell you?",
+            "1. Two heatmaps at `head`: one for *Egyptian cat* (79 %), one for *plastic bag* "
+            "(0.1 %). Both have their brightest cell at the same spot of the cat. What follows?",
             answer=1,
             choices=(
-                "The network believes the face is a plastic bag.",
-                "Whatever little evidence there is for *plastic bag* lies on the face; the "
-                "probability, not the map, says how much evidence there is.",
-                "The map is broken: a wrong class should give an empty map.",
+                "That spot holds as much evidence for *plastic bag* as for *Egyptian cat*.",
+                "Each class's evidence, however much there is, lies mostly at that spot; how "
+                "much evidence each class has is in the scores, not in the colours.",
+                "The network takes that part of the cat for a plastic bag.",
             ),
             explanation=(
                 "each map is scaled to its own maximum before it is coloured, so a weak class "
@@ -146,67 +213,70 @@ QUIZ = Quiz(
             ),
         ),
         Question(
-            "2. Which layer gives the coarsest map, and why?",
-            answer=2,
-            choices=(
-                "`stem`, because it is the first layer.",
-                "All layers give maps of the same size; only the colours change.",
-                "`head`, because each stride-2 layer on the way has halved the grid.",
-            ),
+            "2. Two classes have scores 6.0 and 4.0. How many times more probable than the "
+            "second does the softmax make the first? (one decimal)",
+            answer=float(np.exp(2.0)),
+            tolerance=0.06,
             explanation=(
-                "the maps go from 112 x 112 cells at `stem` to 7 x 7 at `head`: each stride-2 "
-                "step halves the grid, so late maps are coarse but see whole objects."
+                "p_1 / p_2 = e^{y_1} / e^{y_2} = e^{6 - 4} = e^2, about 7.4: the sum in the "
+                "softmax's denominator is the same for both and cancels. Only the gap counts."
             ),
         ),
         Question(
-            "3. You move the **alpha** slider from 0.2 to 0.9. What changes?",
-            answer=0,
-            choices=(
-                "Only the drawing: how much the heatmap covers the photo.",
-                "The heatmap's values, because alpha weighs the channels.",
-                "The network's prediction.",
-            ),
-            explanation=(
-                "alpha blends two pictures; the map and the scores are computed before it, and "
-                "the Explorer does not call the network again."
-            ),
-        ),
-        Question(
-            "4. The caption shows a *score* and a *probability*. Which statement is true?",
+            "3. Suppose the network added the same number, 10, to the score of every class. "
+            "What would happen to the probabilities?",
             answer=1,
             choices=(
-                "The scores of all classes add up to 1.",
-                "The softmax turns the scores into probabilities that add up to 1; a higher "
-                "score always means a higher probability.",
-                "The probability is the score divided by 100.",
+                "They would all rise.",
+                "Nothing: they would stay exactly the same.",
+                "The top class would get closer to 100 %.",
             ),
             explanation=(
-                "p_c = e^{y_c} / sum_j e^{y_j}: positive, adding up to 1, and in the same order "
-                "as the scores. Exercise 3 uses that order."
+                "e^{y_c + 10} / sum_j e^{y_j + 10} = e^10 e^{y_c} / (e^10 sum_j e^{y_j}): the "
+                "factor e^10 cancels. The softmax only sees differences between scores, which "
+                "is why exercise 3 asks for a difference."
             ),
         ),
         Question(
-            "5. When you switch the method to **CAM**, the layer slider jumps to `head`. Why?",
+            "4. The map of `blocks.4` has 28 x 28 cells, the map of `head` 7 x 7, both over "
+            "the same 224 x 224 input. How many `blocks.4` cells lie inside one `head` cell?",
+            answer=16,
+            explanation=(
+                "a `head` cell spans 224 / 7 = 32 pixels, a `blocks.4` cell 224 / 28 = 8: four "
+                "cells along each side, 4 x 4 = 16 in all. What `head` says about one place, "
+                "`blocks.4` can split into 16 finer places."
+            ),
+        ),
+        Question(
+            "5. At `head`, the Grad-CAM map of some class is zero in every cell, so nothing is "
+            "drawn. Using what section 1 says Grad-CAM does, which is true?",
+            answer=1,
+            choices=(
+                "The network is broken.",
+                "The weighted sum of `head`'s feature maps is zero or negative in every cell, "
+                "and Grad-CAM keeps only the positive part: no place speaks for that class.",
+                "The class has a probability of exactly 0.",
+            ),
+            explanation=(
+                "Grad-CAM adds up the weighted feature maps and keeps the positive part; where "
+                "the sum is negative nothing is left. The class still has a score, and its "
+                "probability e^{y_c} / sum_j e^{y_j} is above 0 in exact arithmetic."
+            ),
+        ),
+        Question(
+            "6. When you switch the method to **CAM**, the layer slider jumps to `head`. Why "
+            "can CAM not be drawn at `blocks.15`?",
             answer=0,
             choices=(
-                "CAM reads its channel weights from the dense layer after global average "
-                "pooling, and only the pooled layer has such weights.",
+                "CAM takes its channel weights from the dense layer after global average "
+                "pooling, and that layer has a weight for each channel of `head` only.",
                 "CAM is too slow for the early layers.",
-                "CAM only works on photos of cats.",
+                "`blocks.15` has no channels.",
             ),
             explanation=(
                 "lesson 01 derives it: the dense layer has one weight per channel of the layer "
-                "that global average pooling averages, and no weights for any other layer."
-            ),
-        ),
-        Question(
-            "6. One cell of the 7 x 7 `head` map covers a square of the 224 x 224 network "
-            "input. How many pixels wide is that square?",
-            answer=32,
-            tolerance=0.01,
-            explanation=(
-                "224 / 7 = 32. A map at `head` cannot point at anything smaller than a 32-pixel "
-                "square of the input."
+                "that global average pooling averages, and no weights for any other layer. "
+                "Grad-CAM gets its weights from gradients, which every layer has."
             ),
         ),
     ]

@@ -6,21 +6,25 @@ looks wrong without printing the right answer.
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 import numpy as np
 
 from ..backends import is_tensor, to_numpy
 from . import TODO, Feedback, Question, Quiz, as_map, as_number, feedback, is_todo, maps_close
+from .mysteries import Candidate, Mystery, check_mystery, draw
 
 __all__ = [
+    "COLLEAGUE_CANDIDATES",
     "COLLEAGUE_CHOICES",
     "QUIZ",
     "TODO",
     "check_class_score",
     "check_colleague",
     "check_contrast_map",
-    "colleague_cam",
+    "check_row_lead",
+    "draw_colleague",
     "occlusion_outcome",
 ]
 
@@ -118,6 +122,88 @@ def check_contrast_map(
     )
 
 
+def check_row_lead(
+    answer: Any,
+    features: np.ndarray,
+    weights: np.ndarray,
+    first: int,
+    second: int,
+    pixel_rows: tuple[int, ...],
+    input_side: int = 28,
+) -> Feedback:
+    """Exercise 1: how much the map row over some pixel rows adds to ``y^first - y^second``.
+
+    The map row is ``pixel_row * h // input_side`` (the map's grid is the input's, coarser
+    by the layer's stride), and the answer is ``(1/Z) sum_j (M^first - M^second)_{row, j}``
+    with ``M^c = sum_k w_k^c A^k`` and ``Z = h * w``: the row's part of the difference of
+    the two scores (the biases belong to no position).
+
+    Args:
+        answer: the learner's number.
+        features: the last convolution's output for one image, ``(h, w, K)`` (a batch
+            axis of one is allowed), channels last as Keras gives it.
+        weights: the dense layer's kernel, ``(K, classes)``.
+        first: the class the lead is for.
+        second: the class it is compared with.
+        pixel_rows: the input's pixel rows the exercise names (all under one map row).
+        input_side: the input's height in pixels.
+    """
+    if is_todo(answer):
+        return feedback(None, "replace TODO with one number, computed from the map.")
+    if np.asarray(answer, dtype=object).size != 1:
+        return feedback(
+            False,
+            "expected one number: the row's part of the lead, not the map or the row itself.",
+        )
+    value = as_number(answer)
+    if value is None:
+        return feedback(False, f"expected a single number, got {answer!r}.")
+    maps = _one_map(features)
+    kernel = np.asarray(weights, dtype=np.float64)
+    height, width, _ = maps.shape
+    (row,) = {int(pixel) * height // input_side for pixel in pixel_rows}
+    positions = height * width
+    every_class = maps @ kernel  # (h, w, classes)
+    lead = (every_class[..., first] - every_class[..., second]) / positions
+    expected = float(lead[row].sum())
+
+    def near(a: float, b: float) -> bool:
+        return bool(np.isclose(a, b, rtol=1e-3, atol=1e-3))
+
+    if near(value, expected):
+        return feedback(
+            True,
+            "each cell of (M^first - M^second) / Z is that position's part of the score gap; "
+            "a row's part is the sum of its cells. Compare it with the other rows' parts.",
+        )
+    if near(value, -expected):
+        return feedback(False, "right size, wrong sign: first class minus the second.")
+    if near(value, expected * positions):
+        return feedback(
+            False,
+            "the score is the map's average, not its sum: each cell counts 1/Z of its value.",
+        )
+    if near(value, float(lead.sum())):
+        return feedback(False, "that is the whole map's lead; the question asks about one row.")
+    if near(value, float(lead[:, row].sum())):
+        return feedback(False, "that is a column of the map. Rows run from top to bottom.")
+    for own in (every_class[..., first], every_class[..., second]):
+        if near(value, float(own[row].sum()) / positions):
+            return feedback(False, "that is one class's part alone; the lead is a difference.")
+    for other in range(height):
+        if other != row and near(value, float(lead[other].sum())):
+            return feedback(
+                False,
+                "that is another row of the map. Which map row lies over the pixel rows the "
+                "question names? The map has one row for every few pixel rows of the input.",
+            )
+    return feedback(
+        False,
+        "not that number. Build the map of the score gap from the CAMs of the two classes, "
+        "then add up the cells of the row, each counting 1/Z.",
+    )
+
+
 def _pooled_maps(model: Any, inputs: Any, target: int) -> tuple[np.ndarray, np.ndarray]:
     """The class's CAM of one image and the model's scores, both from the package."""
     from .. import engine
@@ -184,8 +270,8 @@ def check_class_score(
         return feedback(
             True,
             "the map splits the score into one contribution per position, so switching "
-            "positions off just removes their share. No call of the model can give this "
-            "number: it changes the feature maps, not the image.",
+            "positions off just removes their share. No image you could feed the network is "
+            "known to give exactly these activations: the edit is to the feature maps.",
         )
     if near(value, score):
         return feedback(
@@ -239,61 +325,124 @@ def _input_height(model: Any, inputs: Any) -> int:
     return int(shape[1] if _channels_last(model) else shape[-2])
 
 
-def colleague_cam(model: Any, inputs: Any, target: int) -> np.ndarray:
-    """A colleague's CAM function, with one of the usual mistakes (exercise 4).
-
-    Diagnose it by experiment, not by reading this source.
-
-    Args:
-        model: a GAP network, as for :func:`gradcam_widgets.cam`.
-        inputs: a batch in the model's layout.
-        target: the class.
-
-    Returns:
-        ``(N, h, w)`` maps, as the colleague computes them.
-    """
+def _cam(model: Any, inputs: Any, target: int) -> np.ndarray:
     from .. import engine
 
-    return np.maximum(engine.cam(model, inputs, target=target), 0.0)
+    return np.asarray(engine.cam(model, inputs, target=target), dtype=np.float32)
 
 
-#: The possible diagnoses of exercise 4, by letter.
-COLLEAGUE_CHOICES: tuple[str, ...] = (
-    "It uses the weights of another class.",
-    "It leaves out the negative contributions.",
-    "It divides the map by its maximum.",
-    "Nothing: it is a correct CAM.",
+def _top_class_cam(model: Any, inputs: Any, target: int) -> np.ndarray:
+    """Mistake: every image explained for its top class, whatever ``target`` says."""
+    from .. import engine
+
+    top = engine.predict(model, inputs).argmax(axis=1)
+    return np.stack([_cam(model, inputs[n : n + 1], int(c))[0] for n, c in enumerate(top)])
+
+
+def _clipped_cam(model: Any, inputs: Any, target: int) -> np.ndarray:
+    """Mistake: the negative contributions left out (a ReLU, as in Grad-CAM)."""
+    return np.maximum(_cam(model, inputs, target), 0.0)
+
+
+def _max_scaled_cam(model: Any, inputs: Any, target: int) -> np.ndarray:
+    """Mistake: each map divided by its largest value."""
+    maps = _cam(model, inputs, target)
+    peaks = maps.max(axis=(1, 2), keepdims=True)
+    return maps / np.where(peaks > 0, peaks, 1.0)
+
+
+def _transposed_cam(model: Any, inputs: Any, target: int) -> np.ndarray:
+    """Mistake: rows and columns swapped (a classic slip when reshaping channels last)."""
+    return np.ascontiguousarray(_cam(model, inputs, target).transpose(0, 2, 1))
+
+
+def _channel_mean_cam(model: Any, inputs: Any, target: int) -> np.ndarray:
+    """Mistake: the weighted channels averaged instead of added (divided by K)."""
+    from .. import engine
+
+    result = engine.explain(model, inputs, [target])
+    (name,) = result.layers
+    channels = np.asarray(result.activations[name]).shape[1]
+    return _cam(model, inputs, target) / channels
+
+
+#: The candidate mistakes of exercise 4, in letter order; one is drawn per colleague.
+COLLEAGUE_CANDIDATES: tuple[Candidate, ...] = (
+    Candidate(
+        "It explains the top class, whatever target it is given.",
+        _top_class_cam,
+        "a function that explains the top class gives the right map whenever the target "
+        "is the top class. Ask it for a class the network does not predict, and compare.",
+        "for the predicted class its map is right, for any other class it draws the top "
+        "class's map: the weights w^c must be those of the class asked for.",
+    ),
+    Candidate(
+        "It leaves out the negative contributions.",
+        _clipped_cam,
+        "a map without its negative contributions never goes below zero where gw.cam's "
+        "does. Look at the minimum, for a class whose CAM has blue cells.",
+        "its map never goes below zero, and its average plus the bias is larger than the "
+        "score: the evidence against the class has been dropped. That is Grad-CAM's ReLU, "
+        "put into a CAM, where the identity needs every term.",
+    ),
+    Candidate(
+        "It divides each map by its maximum.",
+        _max_scaled_cam,
+        "a map divided by its maximum has a largest value of exactly 1. Look at it.",
+        "its largest value is exactly 1 for every class: the picture is right, the numbers "
+        "are not, so the identity of section 4 no longer gives the score.",
+    ),
+    Candidate(
+        "It swaps the rows and the columns.",
+        _transposed_cam,
+        "a map with rows and columns swapped is gw.cam's map transposed (.T). Compare with "
+        "both, on a digit that is not symmetric.",
+        "it equals gw.cam's map transposed: the average is right (so is the identity), "
+        "but the evidence is drawn in the wrong place, which the overlay would hide on a "
+        "roughly symmetric digit.",
+    ),
+    Candidate(
+        "It averages the weighted channels instead of adding them.",
+        _channel_mean_cam,
+        "averaging K weighted channels divides gw.cam's map by K everywhere. Compare the "
+        "two maps' ratio, cell by cell.",
+        "its map is gw.cam's divided by K = the number of channels, at every cell: right "
+        "shape, wrong size, so its average plus the bias is not the score.",
+    ),
+    Candidate(
+        "Nothing: it is a correct CAM.",
+        _cam,
+        "a correct CAM equals gw.cam for every class, and its average plus the bias is the "
+        "score. Test a class other than the top one, and look at the values.",
+        "it matched gw.cam on every experiment: every class, every cell, and the identity.",
+    ),
 )
 
-_COLLEAGUE_HINTS = {
-    0: "if it used another class's weights, its map would equal gw.cam(...) for some other "
-    "target. Test that before choosing it.",
-    2: "a map divided by its maximum has a maximum of exactly 1. Test that before choosing it.",
-    3: "test the identity of section 4: is the map's average plus the bias the class score?",
-}
+#: How the choices of exercise 4 read, by letter.
+COLLEAGUE_CHOICES: tuple[str, ...] = tuple(c.choice for c in COLLEAGUE_CANDIDATES)
 
 
-def check_colleague(answer: Any) -> Feedback:
-    """Exercise 4: which mistake ``colleague_cam`` makes (a letter of ``COLLEAGUE_CHOICES``).
+def draw_colleague(rng: random.Random | None = None) -> Mystery:
+    """A colleague's CAM function with one mistake drawn from :data:`COLLEAGUE_CANDIDATES`.
+
+    Call it like ``gw.cam(model, inputs, target)``; it returns ``(N, h, w)`` maps. Which
+    mistake it makes is drawn when it is made (a correct version is one candidate), so
+    the only way to tell is by experiment.
 
     Args:
-        answer: the learner's letter, ``"a"`` to ``"d"``.
+        rng: the generator that draws; by default an unseeded one.
     """
-    if is_todo(answer):
-        return feedback(None, "replace TODO with a letter, after testing the function.")
-    letters = "abcd"
-    letter = str(answer).strip().strip("()").lower()
-    if letter not in letters or len(letter) != 1:
-        return feedback(False, f"answer with one letter, {', '.join(letters)}.")
-    index = letters.index(letter)
-    if index == 1:
-        return feedback(
-            True,
-            "its map never goes below zero, and its average plus the bias is larger than "
-            "the score: the evidence against the class has been dropped. That is Grad-CAM's "
-            "final ReLU, put into a CAM, where the identity needs every term.",
-        )
-    return feedback(False, f"({letter}) is not it: " + _COLLEAGUE_HINTS[index])
+    return draw("a colleague's CAM", COLLEAGUE_CANDIDATES, rng)
+
+
+def check_colleague(colleague: Any, answer: Any) -> Feedback:
+    """Exercise 4: which mistake ``colleague`` makes, a letter of :data:`COLLEAGUE_CHOICES`.
+
+    Args:
+        colleague: the function :func:`draw_colleague` returned.
+        answer: the learner's letter.
+    """
+    return check_mystery(colleague, answer)
 
 
 def occlusion_outcome(before: np.ndarray, after: np.ndarray, first: int, second: int) -> str:
@@ -319,80 +468,98 @@ def occlusion_outcome(before: np.ndarray, after: np.ndarray, first: int, second:
 QUIZ = Quiz(
     [
         Question(
-            "1. A network ends in conv -> global average pooling -> dense. Its last "
-            "convolution outputs K = 64 maps of 7 x 7. How many weights w_k^c does the CAM "
-            "of one class use?",
-            answer=64,
+            "1. On a GAP network with 7 x 7 maps, the CAM of class c adds up to 98 over its 49 "
+            "cells, and the dense layer's bias is b_c = -1. What is the score y^c?",
+            answer=1.0,
+            tolerance=1e-6,
             explanation=(
-                "one weight per channel: the dense layer sees the 64 averages F^k, not the 49 "
-                "positions, so a channel counts the same wherever it fires."
+                "y^c = (1/Z) sum_ij M^c_ij + b_c = 98 / 49 - 1 = 1. The map's average, not its "
+                "sum, is what the dense layer sees."
             ),
         ),
         Question(
-            "2. Why is the CAM's average plus the bias exactly the class score?",
+            "2. You add 2.0 to the bias b_7 of the trained network. How does the CAM of class 7 "
+            "change?",
             answer=1,
             choices=(
-                "Because the network was trained to make it so.",
-                "Because averaging and the weighted sum over channels are both linear, so "
-                "their order can be swapped.",
-                "It is only approximately true, for confident predictions.",
+                "Every cell rises by 2.",
+                "Not at all: the bias is not part of M^7 = sum_k w_k^7 A^k; the score rises by 2 "
+                "through the bias alone.",
+                "Every cell rises by 2 / 49.",
             ),
             explanation=(
-                "sum_k w_k (1/Z) sum_ij A^k_ij = (1/Z) sum_ij sum_k w_k A^k_ij: the same terms "
-                "added in another order, for every image and every class, trained or not."
+                "the map is built from the weights and the feature maps only. The identity "
+                "y^7 = mean(M^7) + b_7 still holds, with the new bias."
             ),
         ),
         Question(
-            "3. A CAM cell is negative. What does that mean?",
+            "3. Some image makes every activation of `conv3` exactly twice what it is for "
+            "another image. By what factor does y^7 - b_7 change?",
+            answer=2.0,
+            tolerance=1e-6,
+            explanation=(
+                "y^c - b_c = sum_k w_k^c F^k, and every average F^k doubles: GAP and the dense "
+                "layer are linear, so the score minus the bias doubles, and so does every cell "
+                "of the CAM."
+            ),
+        ),
+        Question(
+            "4. A network ends conv3 -> GAP -> Dense(32, ReLU) -> Dense(10). Can you read a "
+            "CAM off its weights, one weight per channel of conv3?",
+            answer=1,
+            choices=(
+                "Yes: multiply the two weight matrices.",
+                "No: the ReLU between the dense layers makes the score a non-linear function of "
+                "the averages F^k, so no single weight per channel fits every image.",
+                "Yes, with the last dense layer's weights alone.",
+            ),
+            explanation=(
+                "the product of the two matrices would be right only for the units the ReLU "
+                "keeps, and which ones it keeps depends on the image. Grad-CAM (lesson 02) gets "
+                "per-image channel weights from gradients instead."
+            ),
+        ),
+        Question(
+            "5. Could the top class's CAM be mostly blue (negative), on some network?",
+            answer=1,
+            choices=(
+                "No: the top class always has a mostly positive map.",
+                "Yes, if its bias is large enough: the score is the map's average plus the "
+                "bias, and only the scores are compared.",
+                "Only on an untrained network.",
+            ),
+            explanation=(
+                "y^c = mean(M^c) + b_c. Section 6's 7 had a mostly red map, but nothing forces "
+                "it: a class with a large bias can win with a negative average."
+            ),
+        ),
+        Question(
+            "6. Two channels of conv3 have the same weight w_k^7 = 0.5. For one image, channel "
+            "1 is 10 in 2 cells and 0 elsewhere; channel 2 is 1 in 20 cells and 0 elsewhere. "
+            "Which adds more to y^7?",
             answer=2,
             choices=(
-                "The network made an error at that position.",
-                "Nothing: CAM values are only meaningful after a ReLU.",
-                "What the network sees there lowers the class's score.",
+                "Channel 1: its activation is ten times stronger.",
+                "Channel 2: it covers more of the map.",
+                "Both the same.",
             ),
             explanation=(
-                "each cell is that position's contribution to the score (times Z). A negative "
-                "contribution is evidence against the class, often for a rival class."
+                "each adds w_k^7 F^k, and both averages are 20 / 49. GAP counts the total of a "
+                "channel, not where or how concentrated it is; the CAM keeps the where."
             ),
         ),
         Question(
-            "4. Can you compute a CAM for a network whose head is Flatten -> Dense -> "
-            "Dense, without changing the network?",
-            answer=1,
+            "7. A CAM says the evidence for 7 lies on the digit's top bar. Which experiment "
+            "tests that claim with the model itself?",
+            answer=2,
             choices=(
-                "Yes, with the first dense layer's weights.",
-                "No: there is no single weight per channel, because each position of each "
-                "channel has its own weights.",
-                "Yes, but only at the first convolution.",
+                "Draw the overlay with a higher alpha.",
+                "Compute the CAM of another class.",
+                "Erase or change the bar and check that the score of 7 falls.",
             ),
             explanation=(
-                "CAM needs the score to be a weighted sum of per-channel averages. Flatten "
-                "keeps positions apart; the head must be replaced by GAP + dense and retrained, "
-                "which changes the model you explain."
-            ),
-        ),
-        Question(
-            "5. The map is 7 x 7 and the digit 28 x 28. How many input pixels wide is one "
-            "cell of the map?",
-            answer=4,
-            explanation=(
-                "28 / 7 = 4. The cell's receptive field is wider still, since the convolutions "
-                "before it look at neighbouring pixels; the map cannot point at detail finer "
-                "than a cell."
-            ),
-        ),
-        Question(
-            "6. Hiding the part of a digit where a map is hot, and watching the scores, is "
-            "called...",
-            answer=0,
-            choices=(
-                "an occlusion test: it checks a claim of the map with the model itself.",
-                "fine-tuning.",
-                "global average pooling.",
-            ),
-            explanation=(
-                "a map is a hypothesis about where the evidence lies; editing the image there "
-                "and seeing the scores move is one way to test it (lesson 06 has more)."
+                "an occlusion test: edit the region the map points at and see whether the "
+                "scores move as the map says. The other two only redraw the same claim."
             ),
         ),
     ]

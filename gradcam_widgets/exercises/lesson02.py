@@ -2,30 +2,33 @@
 
 The checks run the learner's *functions* on inputs of their own, so an answer cannot be
 copied from an earlier cell; :func:`check_gradcam_function` also refuses a function that
-calls the package's ``gradcam``. Two functions with a hidden mistake each
-(:func:`mystery_1`, :func:`mystery_2`) are the material of the diagnosis exercise. Every
+calls the package's ``gradcam``. The diagnosis exercise draws Grad-CAM functions with a
+hidden mistake each (:func:`draw_mysteries`): which mistake is drawn at run time. Every
 check says what looks wrong without printing the right answer.
 """
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 
-from . import TODO, Feedback, Question, Quiz, as_map, feedback, is_todo, maps_close
+from . import TODO, Feedback, Question, Quiz, as_map, as_number, feedback, is_todo, maps_close
+from .mysteries import Candidate, Mystery, check_mystery, draw_distinct
 
 __all__ = [
+    "MYSTERY_CANDIDATES",
     "MYSTERY_CHOICES",
     "QUIZ",
     "TODO",
     "check_diagnosis",
     "check_gradcam_function",
     "check_hirescam_function",
-    "mystery_1",
-    "mystery_2",
+    "check_taylor_error",
+    "draw_mysteries",
 ]
 
 
@@ -312,91 +315,223 @@ def check_hirescam_function(function: Any) -> Feedback:
     )
 
 
+def _score_of_switched_off_layer(model: Any, layer: str, target: int) -> float:
+    """``y^target(0)``: the rest of a Keras ``Sequential``'s score when ``layer`` outputs 0."""
+    import keras
+
+    from .. import engine
+
+    if not isinstance(model, keras.Sequential):
+        raise ValueError("this check runs the rest of a Keras Sequential model, as in the lesson.")
+    names = [item.name for item in model.layers]
+    if layer not in names:
+        raise ValueError(f"{layer!r} is not a layer of the model: {names}.")
+    shape = tuple(model.get_layer(layer).output.shape[1:])
+    rest = keras.Sequential([keras.Input(shape), *model.layers[names.index(layer) + 1 :]])
+    zeros = np.zeros((1, *shape), dtype=np.float32)
+    return float(engine.predict(rest, zeros)[0, target])  # the score before the softmax
+
+
+def check_taylor_error(answer: Any, model: Any, inputs: Any, target: int, layer: str) -> Feedback:
+    """Exercise 2b: how far the first-order expansion of Step 2 is from exact at ``layer``.
+
+    The answer is ``(y^c(A) - y^c(0)) - sum_{k,i,j} dy^c/dA^k_ij A^k_ij``: the score's change
+    when the layer is switched off, minus the sum of HiResCAM's shares (before the ReLU).
+    ``y^c(0)`` is what the rest of the network scores for an all-zero output of the layer;
+    it is the bias only when global average pooling follows the layer.
+
+    Args:
+        answer: the learner's number.
+        model: the lesson's Keras ``Sequential`` GAP network.
+        inputs: one image in the model's layout.
+        target: the class.
+        layer: the layer the exercise names.
+    """
+    if is_todo(answer):
+        return feedback(None, "replace TODO with one number.")
+    if np.asarray(answer, dtype=object).size != 1:
+        return feedback(False, "expected one number, the error of the expansion.")
+    value = as_number(answer)
+    if value is None:
+        return feedback(False, f"expected a single number, got {answer!r}.")
+    logits, acts, grads = _capture(model, inputs, layer)
+    shares = float((grads[int(target)][0] * acts[0]).sum())
+    score = float(logits[0, int(target)])
+    switched_off = _score_of_switched_off_layer(model, layer, int(target))
+    expected = (score - switched_off) - shares
+    bias = float(np.asarray(model.layers[-1].bias)[int(target)])
+    scale = max(abs(score), 1.0)
+
+    def near(a: float, b: float) -> bool:
+        return bool(abs(a - b) <= 1e-3 * scale)
+
+    if near(value, expected):
+        return feedback(
+            True,
+            "the shares account for nearly all of the change: at this layer the expansion is "
+            "close but not exact, because the network between the layer and the pooling "
+            "(ReLUs, a max-pooling) is only piecewise linear. The gap between HiResCAM and "
+            "Grad-CAM here comes from Step 3's averaging, not from Step 2.",
+        )
+    if near(value, -expected):
+        return feedback(False, "right size, wrong sign: the change of the score minus the shares.")
+    if near(value, (score - bias) - shares):
+        return feedback(
+            False,
+            "you used the bias b_c for y^c(0). That holds where global average pooling follows "
+            "the layer; here a pooling and a convolution with its own biases come first. Run "
+            "the rest of the network on an all-zero output of the layer.",
+        )
+    if near(value, shares):
+        return feedback(False, "that is the shares' sum alone; compare it with the score's change.")
+    if near(value, score - switched_off):
+        return feedback(False, "that is the score's change alone; subtract the shares from it.")
+    if near(value, 0.0):
+        return feedback(
+            False,
+            "zero would mean the expansion is exact, as at conv3. Compute both terms here.",
+        )
+    return feedback(
+        False,
+        "not that number. Three terms: y^c for the image, y^c when the layer's output is all "
+        "zero (run the rest of the network on zeros), and the sum over k, i, j of gradient "
+        "times activation at the layer.",
+    )
+
+
 # ----------------------------------------------------------------------------- exercise 4
 
 
-def _mystery(
-    model: Any,
-    inputs: Any,
-    target: int | Sequence[int],
-    layer: str | None,
-    alpha_of: Callable[[np.ndarray, list, np.ndarray, np.ndarray], np.ndarray],
-) -> np.ndarray:
-    logits, acts, grads = _capture(model, inputs, layer)
-    classes = _targets(target, acts.shape[0])
-    alpha = alpha_of(logits, grads, classes, _own(grads, classes).mean(axis=(2, 3)))
-    return np.maximum(_weigh(alpha, acts), 0.0).astype(np.float32)
+_AlphaRule = Callable[[np.ndarray, list, np.ndarray, np.ndarray], np.ndarray]
 
 
-def mystery_1(
-    model: Any, inputs: Any, target: int | Sequence[int], layer: str | None = None
-) -> np.ndarray:
-    """A Grad-CAM with one hidden mistake. Find it by experiment, not by reading this.
+def _mystery_map(
+    alpha_of: _AlphaRule | None = None, *, relu: bool = True, per_position: bool = False
+) -> Callable[..., np.ndarray]:
+    """A Grad-CAM function built from a rule for its channel weights (and two switches).
 
     Args:
-        model: a Keras or PyTorch network.
-        inputs: a batch in the model's layout.
-        target: a class for every image, or one class per image.
-        layer: the layer's name; the last candidate layer by default.
-
-    Returns:
-        float32 ``(N, h, w)`` maps.
+        alpha_of: ``(logits, grads, classes, own_alpha) -> alpha``; the right rule returns
+            ``own_alpha``, each image's own gradients averaged over its positions.
+        relu: whether the map ends in a ReLU.
+        per_position: gradient x activation at each position instead of channel weights.
     """
-    return _mystery(model, inputs, target, layer, lambda lg, g, c, a: a.mean(axis=0))
+
+    def mystery(
+        model: Any, inputs: Any, target: int | Sequence[int], layer: str | None = None
+    ) -> np.ndarray:
+        logits, acts, grads = _capture(model, inputs, layer)
+        classes = _targets(target, acts.shape[0])
+        own = _own(grads, classes)
+        if per_position:
+            raw = np.einsum("nkhw,nkhw->nhw", own, acts)
+        else:
+            alpha = own.mean(axis=(2, 3))
+            if alpha_of is not None:
+                alpha = alpha_of(logits, grads, classes, alpha)
+            raw = _weigh(alpha, acts)
+        return (np.maximum(raw, 0.0) if relu else raw).astype(np.float32)
+
+    return mystery
 
 
-def mystery_2(
-    model: Any, inputs: Any, target: int | Sequence[int], layer: str | None = None
-) -> np.ndarray:
-    """Another Grad-CAM with one hidden mistake; same arguments as :func:`mystery_1`."""
-    return _mystery(model, inputs, target, layer, lambda lg, g, c, a: _softmax_alpha(lg, g, c))
+def _top_class_alpha(logits: np.ndarray, grads: list, classes: np.ndarray, own: np.ndarray) -> Any:
+    return _own(grads, logits.argmax(axis=1)).mean(axis=(2, 3))
 
 
-#: The possible diagnoses of exercise 4, by letter.
-MYSTERY_CHOICES: tuple[str, ...] = (
-    "It differentiates the probability (after the softmax) instead of the score.",
-    "It averages the gradients over the batch axis as well as over the positions.",
-    "It leaves out the final ReLU.",
-    "Nothing is wrong with it.",
+def _summed_alpha(logits: np.ndarray, grads: list, classes: np.ndarray, own: np.ndarray) -> Any:
+    height, width = grads[0].shape[2:]
+    return own * (height * width)
+
+
+#: The candidate mistakes of exercise 4, in letter order; each mystery draws one.
+MYSTERY_CANDIDATES: tuple[Candidate, ...] = (
+    Candidate(
+        "It differentiates the probability (after the softmax) instead of the score.",
+        _mystery_map(lambda lg, g, c, a: _softmax_alpha(lg, g, c)),
+        "a probability's gradient changes the map of a single image too, and makes it far "
+        "fainter when the network is confident. Compare one image's map with gw.gradcam, "
+        "values and all.",
+        "its maps are orders of magnitude fainter than Grad-CAM's and differ in shape even "
+        "for one image: the gradient of p_c is p_c times a contrast with the other likely "
+        "classes (section 5).",
+    ),
+    Candidate(
+        "It averages the gradients over the batch axis as well as over the positions.",
+        _mystery_map(lambda lg, g, c, a: a.mean(axis=0)),
+        "averaging over the batch axis changes nothing for a batch of one image. Run one "
+        "image alone, then inside a batch of digits of different classes.",
+        "one image alone gets the right map, but in a batch every image shares the batch's "
+        "average channel weights, so each map mixes the classes of all the images.",
+    ),
+    Candidate(
+        "It leaves out the final ReLU.",
+        _mystery_map(relu=False),
+        "without the ReLU a map has negative values wherever the weighted sum is negative. "
+        "Look at the minimum, for a class the network does not predict too.",
+        "its maps go below zero: the evidence against the class is kept, and a heatmap "
+        "coloured from minimum to maximum would paint 'no evidence' in the middle colours.",
+    ),
+    Candidate(
+        "It keeps each position's own gradient (gradient x activation) instead of averaging.",
+        _mystery_map(per_position=True),
+        "gradient x activation equals Grad-CAM wherever the gradient is the same at every "
+        "position, as at the layer global average pooling follows. Compare at another layer.",
+        "at conv3 it matched Grad-CAM exactly (the gradient is w_k^c / Z everywhere), at conv2 "
+        "it did not: it is HiResCAM, Step 2 of the derivation, not Grad-CAM's Step 3.",
+    ),
+    Candidate(
+        "It explains the top class, whatever target it is given.",
+        _mystery_map(_top_class_alpha),
+        "a function that explains the top class gives the right map whenever the target is "
+        "the top class. Ask it for a class the network does not predict.",
+        "right for the predicted class, wrong for any other: it takes the gradient of the "
+        "largest score instead of the score of the class asked for.",
+    ),
+    Candidate(
+        "It adds up the gradients over the positions instead of averaging them.",
+        _mystery_map(_summed_alpha),
+        "a sum instead of a mean makes every map Z times larger with the same shape, where "
+        "Z is the number of positions. Compare the values, not only the picture.",
+        "its maps have Grad-CAM's shape but are Z times larger, and Z follows the layer: 49 at "
+        "conv3, 196 at conv2. A normalised heatmap hides the mistake.",
+    ),
+    Candidate(
+        "Nothing is wrong with it.",
+        _mystery_map(),
+        "a correct Grad-CAM agrees with gw.gradcam in every experiment: one image, a batch of "
+        "different digits, a class that is not the top one, another layer, the values.",
+        "it agreed with gw.gradcam in every experiment, values and all.",
+    ),
 )
 
-_TRUTH = {1: 1, 2: 0}
-_MYSTERY_HINTS = {
-    0: "a softmax gradient changes the map of a single image too, and makes it far fainter. "
-    "Compare one image's map with gw.gradcam, values and all.",
-    1: "averaging over the batch axis changes nothing for a batch of one image. Run one image "
-    "alone, then inside a batch of different digits.",
-    2: "without the ReLU a map would have negative values. Look at its minimum.",
-    3: "compare it with gw.gradcam on one image, then on a batch of several different digits.",
-}
+#: How the choices of exercise 4 read, by letter.
+MYSTERY_CHOICES: tuple[str, ...] = tuple(c.choice for c in MYSTERY_CANDIDATES)
 
 
-def check_diagnosis(mystery: int, answer: Any) -> Feedback:
-    """Exercise 4: which mistake ``mystery_1`` or ``mystery_2`` makes.
+def draw_mysteries(count: int = 2, rng: random.Random | None = None) -> list[Mystery]:
+    """``count`` Grad-CAM functions, each with a different mistake of :data:`MYSTERY_CHOICES`.
+
+    Each is called like ``gw.gradcam(model, inputs, target, layer)`` and returns float32
+    ``(N, h, w)`` maps. Which mistakes they make is drawn when they are made (one
+    candidate is a correct Grad-CAM), so the only way to tell is by experiment.
 
     Args:
-        mystery: 1 or 2.
-        answer: a letter of ``MYSTERY_CHOICES``.
+        count: how many mysteries.
+        rng: the generator that draws; by default an unseeded one.
     """
-    if mystery not in _TRUTH:
-        raise ValueError("mystery is 1 or 2.")
-    if is_todo(answer):
-        return feedback(None, "replace TODO with a letter, after your experiments.")
-    letters = "abcd"
-    letter = str(answer).strip().strip("()").lower()
-    if len(letter) != 1 or letter not in letters:
-        return feedback(False, f"answer with one letter, {', '.join(letters)}.")
-    index = letters.index(letter)
-    if index == _TRUTH[mystery]:
-        why = {
-            1: "one image alone gets the right map, but in a batch every image shares the "
-            "batch's average channel weights, so each map mixes the classes of all images.",
-            2: "its maps are orders of magnitude fainter than Grad-CAM's and differ in shape "
-            "even for one image: the gradient of p_c is p_c times a contrast with the other "
-            "likely classes (section 5).",
-        }[mystery]
-        return feedback(True, why)
-    return feedback(False, f"({letter}) does not fit every experiment: " + _MYSTERY_HINTS[index])
+    labels = [f"mystery Grad-CAM {n + 1}" for n in range(count)]
+    return draw_distinct(labels, MYSTERY_CANDIDATES, rng)
+
+
+def check_diagnosis(mystery: Any, answer: Any) -> Feedback:
+    """Exercise 4: which mistake ``mystery`` makes, a letter of :data:`MYSTERY_CHOICES`.
+
+    Args:
+        mystery: one of the functions :func:`draw_mysteries` returned.
+        answer: the learner's letter.
+    """
+    return check_mystery(mystery, answer)
 
 
 # ----------------------------------------------------------------------------- questions
@@ -404,17 +539,13 @@ def check_diagnosis(mystery: int, answer: Any) -> Feedback:
 QUIZ = Quiz(
     [
         Question(
-            "1. What is alpha_k^c, in words?",
-            answer=2,
-            choices=(
-                "The dense layer's weight of channel k for class c.",
-                "The largest gradient of y^c over channel k's map.",
-                "The average, over the positions of channel k's map, of the gradient of the "
-                "score y^c.",
-            ),
+            "1. At conv3 of lesson 01's network (7 x 7 maps), the dense weight w_5^7 is 0.98. "
+            "What is the gradient dy^7/dA^5_ij at any cell (i, j)?",
+            answer=0.02,
+            tolerance=5e-4,
             explanation=(
-                "alpha_k^c = (1/Z) sum_ij dy^c/dA^k_ij: how much, on average over the map, "
-                "raising channel k raises the score. It equals w_k^c / Z only on a GAP network."
+                "dy^7/dA^5_ij = w_5^7 / Z = 0.98 / 49 = 0.02, the same at every cell: Step 5's "
+                "chain rule through the average. So alpha_5^7 = 0.02 too."
             ),
         ),
         Question(
@@ -427,75 +558,74 @@ QUIZ = Quiz(
             ),
         ),
         Question(
-            "3. The first-order Taylor expansion of y^c around 'the layer switched off' "
-            "(A = 0) splits the score into per-position terms. Which map is that?",
+            "3. Another network ends conv3 -> GAP -> Dense(32, ReLU) -> Dense(10). At conv3, "
+            "are Grad-CAM and HiResCAM the same map?",
             answer=0,
             choices=(
-                "sum_k dy^c/dA^k_ij * A^k_ij, gradient times activation: HiResCAM before its ReLU.",
-                "sum_k alpha_k^c A^k_ij, always, at every layer.",
-                "The gradient alone, dy^c/dA_ij.",
+                "Yes: GAP follows conv3, so dy/dA^k_ij = (1/Z) dy/dF^k is the same at every "
+                "position of a channel, whatever comes after the pooling.",
+                "No: the hidden dense layer makes the gradient vary from position to position.",
+                "Only when no unit of the hidden layer is switched off by its ReLU.",
             ),
             explanation=(
-                "y(A) - y(0) ~ sum over k, i, j of dy/dA^k_ij * A^k_ij. Grad-CAM replaces each "
-                "gradient by its channel average, which changes nothing only when the gradient "
-                "is the same at every position."
+                "the chain rule goes through F^k = (1/Z) sum_ij A^k_ij, whose derivative is 1/Z "
+                "at every position. The layers after GAP only change dy/dF^k, one number per "
+                "channel, so averaging the gradient loses nothing."
             ),
         ),
         Question(
-            "4. When are Grad-CAM and HiResCAM the same map?",
+            "4. A network ends conv3 -> global MAX pooling -> dense. What is dy^c/dA^k_ij?",
             answer=1,
             choices=(
-                "Always: they are two names for one method.",
-                "When the gradient of each channel is the same at every position, as at the "
-                "layer that global average pooling follows directly.",
-                "Only for the top class.",
+                "w_k^c / Z at every position, as with GAP.",
+                "w_k^c at the position where channel k is largest, and 0 everywhere else.",
+                "0 everywhere: max pooling has no gradient.",
             ),
             explanation=(
-                "averaging a constant changes nothing. At conv3 of the GAP network the gradient "
-                "is w_k^c / Z everywhere; at conv2 it varies, and the maps differ."
+                "the maximum passes on the gradient to the cell that won it only. Grad-CAM "
+                "averages that into alpha_k^c = w_k^c / Z; HiResCAM keeps w_k^c A^k at that cell "
+                "alone. Here the two maps differ."
             ),
         ),
         Question(
-            "5. You differentiate the softmax probability p_c instead of the score y^c. After "
-            "normalising the map, what is wrong?",
-            answer=2,
-            choices=(
-                "Nothing: normalisation removes the difference.",
-                "Only the colours: the map is fainter.",
-                "Its shape: dp_c/dA is a contrast between class c and the other likely "
-                "classes, so it shows where c beats the runner-up.",
-            ),
+            "5. Two classes share all the probability: p_c = p_r = 0.5. The probability's "
+            "gradient is then dp_c/dA = k (dy^c/dA - dy^r/dA). What is k?",
+            answer=0.25,
+            tolerance=1e-6,
             explanation=(
-                "dp_c/dA = p_c (dy^c/dA - sum_j p_j dy^j/dA). Normalising removes the factor "
-                "p_c but not the subtracted gradients of the other classes."
+                "dp_c/dA = p_c (dy^c/dA - p_c dy^c/dA - p_r dy^r/dA) = 0.5 (0.5 dy^c/dA - 0.5 "
+                "dy^r/dA). The map of the probability is then exactly the contrastive map of "
+                "y^c - y^r, scaled: 'why c rather than r'."
             ),
         ),
         Question(
-            "6. Your Grad-CAM gives the right map for one image but wrong maps for a batch. "
-            "The most likely mistake?",
+            "6. Your Grad-CAM gives the right map for one image but wrong maps for a batch of "
+            "different digits. The most likely mistake?",
             answer=0,
             choices=(
                 "The gradients are averaged over the batch axis as well (axis 0).",
                 "The ReLU is missing.",
-                "The score before the softmax was used.",
+                "The probability was differentiated instead of the score.",
             ),
             explanation=(
                 "with N = 1, averaging over axes (0, 1, 2) and over (1, 2) agree; with N > 1 "
-                "every image gets the batch's mean weights."
+                "every image gets the batch's mean weights. A missing ReLU or a softmax would "
+                "show on one image already."
             ),
         ),
         Question(
-            "7. Why does Grad-CAM end with a ReLU?",
-            answer=1,
+            "7. At conv2 every alpha_k^7 of some digit is negative. conv2 ends in a ReLU. What "
+            "does the Grad-CAM map of class 7 at conv2 look like?",
+            answer=0,
             choices=(
-                "To make the map non-negative so that it can be divided by its maximum safely.",
-                "To keep the evidence for the class; negative values are evidence against it, "
-                "often another object.",
-                "Because the network's layers end in ReLUs.",
+                "Zero everywhere: every term alpha_k A^k is zero or negative, and the final "
+                "ReLU removes them all.",
+                "The usual map with its sign flipped.",
+                "It cannot be told without running the network.",
             ),
             explanation=(
-                "the paper wants the regions whose activation raises y^c. An all-zero map after "
-                "the ReLU still breaks a naive division by the maximum (section 7.3)."
+                "A^k >= 0 after the ReLU and alpha_k < 0, so the weighted sum is <= 0 in every "
+                "cell. An all-zero map like this is what section 7.3 must draw without NaN."
             ),
         ),
     ]

@@ -83,9 +83,7 @@ def check_layer_map(answer: Any, model: Any, inputs: Any, target: int, layer: st
             False,
             "the right map, but normalised to a maximum of 1. Keep gw.gradcam's values.",
         )
-    per_class = engine.gradcam_multi(
-        model, inputs, list(range(_class_count(model, inputs))), layer
-    )
+    per_class = engine.gradcam_multi(model, inputs, list(range(_class_count(model, inputs))), layer)
     for other, maps in enumerate(per_class):
         if other != target and maps_close(mine, maps[layer][0].astype(np.float64)):
             return feedback(

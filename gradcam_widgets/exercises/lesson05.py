@@ -11,7 +11,8 @@ from typing import Any
 import numpy as np
 
 from .. import datasets, metrics
-from . import TODO, Feedback, Question, Quiz, as_number, feedback, is_todo
+from ..metrics.regions import region_share as _region_share
+from . import TODO, Feedback, Question, Quiz, as_number, feedback, is_todo, watch_calls
 
 __all__ = [
     "QUIZ",
@@ -127,53 +128,127 @@ def check_fooled_rate(
     )
 
 
-def check_corner_share(answer: Any, heat: np.ndarray, box: tuple[int, int, int, int]) -> Feedback:
+def _share(heat: np.ndarray, box: tuple[int, int, int, int]) -> float:
+    top, left, bottom, right = box
+    total = float(heat.sum())
+    return float(heat[top:bottom, left:right].sum()) / total if total > 0 else 0.0
+
+
+def _share_slip(value: float, heat: np.ndarray, box: tuple[int, int, int, int]) -> str | None:
+    """The hint for a value that matches a known slip on this map and box, or None."""
+    top, left, bottom, right = box
+    expected = _share(heat, box)
+
+    def near(other: float) -> bool:
+        return not np.isclose(other, expected, rtol=1e-3, atol=1e-4) and bool(
+            np.isclose(value, other, rtol=1e-3, atol=1e-6)
+        )
+
+    if near(float(heat[top:bottom, left:right].sum())):
+        return "this is the total inside the box. A share divides it by the whole map's total."
+    if near((bottom - top) * (right - left) / heat.size):
+        return (
+            "this is the box's share of the image's area, the same for every map. Weigh the "
+            "pixels by the map's values."
+        )
+    if near(1.0 - expected):
+        return "this is the share *outside* the box."
+    if heat.mean() > 0 and near(float(heat[top:bottom, left:right].mean() / heat.mean())):
+        return (
+            "you divided two averages. Sum the values inside the box and divide by the sum "
+            "over the whole map."
+        )
+    if near(_share(heat.T, box)) or near(_share(heat, (left, top, right, bottom))):
+        return "rows and columns are swapped: slice heat[top:bottom, left:right], rows first."
+    if near(_share(heat, (top, left, bottom + 1, right + 1))):
+        return "the box's bottom and right are excluded, as in a numpy slice: no + 1."
+    if not 0.0 <= value <= 1.0:
+        return "a share lies between 0 and 1."
+    return None
+
+
+def _made_up_maps() -> list[tuple[np.ndarray, tuple[int, int, int, int]]]:
+    """Maps and boxes of other sizes and places, so a printed value cannot pass."""
+    rng = np.random.default_rng(5)
+    tall = np.maximum(rng.normal(size=(20, 16)), 0.0)
+    square = rng.random((28, 28)) ** 3
+    return [(tall, (3, 5, 9, 15)), (square, (18, 20, 28, 28)), (np.zeros((6, 6)), (0, 0, 2, 2))]
+
+
+def check_corner_share(function: Any, heat: np.ndarray, box: tuple[int, int, int, int]) -> Feedback:
     """Exercise 2: the share of a map's total inside a box, by hand.
 
+    ``share = sum of heat inside the box / sum of heat over the map`` (0 for an all-zero
+    map). The learner writes ``function(heat, box)``; the check calls it on the lesson's
+    map and box and on made-up maps and boxes, so a printed value cannot pass, and
+    ``metrics.region_share``, which would do the work, is refused.
+
     Args:
-        answer: the learner's share, a number between 0 and 1.
-        heat: the (already upsampled, non-negative) map, ``(H, W)``.
+        function: the learner's ``my_share(heat, box) -> float``.
+        heat: the lesson's (already upsampled, non-negative) map, ``(H, W)``.
         box: ``(top, left, bottom, right)``, bottom and right exclusive.
     """
-    if is_todo(answer):
-        return feedback(None, "replace TODO with your share, then run this cell.")
-    value = as_number(answer)
-    if value is None or not np.isfinite(value):
-        return feedback(False, f"expected one number, got {type(answer).__name__}.")
-    heat = np.maximum(np.asarray(heat, dtype=np.float64), 0.0)
-    top, left, bottom, right = box
-    inside = float(heat[top:bottom, left:right].sum())
-    total = float(heat.sum())
-    expected = inside / total if total > 0 else 0.0
-    if np.isclose(value, expected, rtol=1e-3, atol=1e-4):
-        return feedback(True, "that is the share of the map's total inside the corner box.")
-    if np.isclose(value, inside, rtol=1e-3):
-        return feedback(
-            False, "this is the total inside the box. A share divides it by the whole map's total."
-        )
-    area = (bottom - top) * (right - left) / heat.size
-    if np.isclose(value, area, rtol=1e-3):
+    if is_todo(function):
+        return feedback(None, "write my_share in place of TODO, then run this cell.")
+    if not callable(function):
         return feedback(
             False,
-            "this is the box's share of the image's area, the same for every map. Weigh the "
-            "pixels by the map's values.",
+            "pass the function itself (my_share), not a number: the check calls it on other "
+            "maps and boxes too.",
         )
-    if np.isclose(value, 1.0 - expected, rtol=1e-3, atol=1e-4):
-        return feedback(False, "this is the share *outside* the box.")
-    box_mean = float(heat[top:bottom, left:right].mean())
-    if total > 0 and np.isclose(value, box_mean / heat.mean(), rtol=1e-3):
+    if function in (metrics.region_share, _region_share):
         return feedback(
             False,
-            "you divided two averages. Sum the values inside the box and divide by the sum "
-            "over the whole map.",
+            "metrics.region_share does the exercise for you. Slice, sum and divide with numpy.",
         )
-    if value > 1.0 or value < 0.0:
-        return feedback(False, "a share lies between 0 and 1.")
-    return feedback(
-        False,
-        "not the share the check finds. Slice the box as heat[top:bottom, left:right] (rows "
-        "first, ends excluded), sum it, and divide by heat.sum().",
-    )
+    lesson = np.maximum(np.asarray(heat, dtype=np.float64), 0.0)
+    top, left, bottom, right = (int(v) for v in box)
+    cases = [(lesson, (top, left, bottom, right)), *_made_up_maps()]
+    answers: list[float] = []
+    for index, (case_heat, case_box) in enumerate(cases):
+        try:
+            with watch_calls(metrics, "region_share") as calls:
+                result = function(case_heat.copy(), case_box)
+        except Exception as error:
+            return feedback(False, f"your function raised {type(error).__name__}: {error}")
+        if calls:
+            return feedback(
+                False,
+                "metrics.region_share does the exercise for you. Slice, sum and divide with numpy.",
+            )
+        if is_todo(result):
+            return feedback(None, "replace the TODO in the function's body, then run this cell.")
+        value = as_number(result)
+        if value is None and not case_heat.any():
+            return feedback(
+                False,
+                "for a map that is zero everywhere the share is defined as 0: 0 / 0 gives NaN. "
+                "Return 0.0 when the map's total is 0.",
+            )
+        if value is None:
+            return feedback(
+                False, f"the function should return one number, got {type(result).__name__}."
+            )
+        answers.append(value)
+        if np.isclose(value, _share(case_heat, case_box), rtol=1e-3, atol=1e-6):
+            continue
+        if index > 0 and np.isclose(value, answers[0], rtol=1e-6):
+            return feedback(
+                False,
+                "right for the lesson's map, but the function returns the same number for "
+                "other maps. Compute from its arguments (heat, box), not from a printed value.",
+            )
+        if not case_heat.any():
+            return feedback(
+                False, "for a map that is zero everywhere the share is defined as 0 (no 0 / 0)."
+            )
+        where = "the lesson's map" if index == 0 else f"a made-up {case_heat.shape} map"
+        hint = _share_slip(value, case_heat, case_box) or (
+            "not the share the check finds. Slice the box as heat[top:bottom, left:right] "
+            "(rows first, ends excluded), sum it, and divide by heat.sum()."
+        )
+        return feedback(False, f"for {where} and box {case_box}: {hint}")
+    return feedback(True, "that is the share of the map's total inside the box.")
 
 
 def stroke_verdict(stroke_share: float, texture_share: float) -> str:
@@ -360,84 +435,87 @@ def check_map_moved(
     )
 
 
-#: The end-of-lesson concept questions.
+#: The end-of-lesson concept questions: each asks to transfer, predict or compute, not to
+#: repeat a sentence of the lesson.
 QUIZ = Quiz(
     [
         Question(
-            "1. The network scored 97 % on the marked test set. Why did that test set not "
-            "reveal the shortcut?",
+            "1. A pneumonia detector scores 95 % on a test set of chest X-rays from the same "
+            "three hospitals as its training images. A colleague says the score shows that it "
+            "reads the lungs. What do you reply?",
             choices=(
-                "it was too small to measure accuracy reliably",
-                "its images carried the same marks as the training images, so the shortcut worked "
-                "on it too",
-                "accuracy is the wrong measure for ten classes",
-                "the network had overfitted the training set",
+                "agreed: 95 % cannot be reached without reading the lungs",
+                "the test images share whatever marks each hospital puts on its images, so a "
+                "hospital shortcut would score just as well; test on another hospital's images "
+                "or intervene",
+                "95 % is too low to conclude anything",
+                "accuracy on any test set can never reveal a shortcut",
             ),
             answer=1,
-            explanation="a test set drawn from the same sources shares their shortcut; only "
-            "data without it (clean images) or an intervention exposes it.",
+            explanation="like the marked test set here (97 %), a test set from the same sources "
+            "shares their shortcut. Data without it (another hospital: our clean test set) or "
+            "an intervention can expose it, as Zech et al. (2018) found for hospital tokens.",
         ),
         Question(
-            "2. Which test needs no clean data at all, only a suspicion?",
+            "2. You suspect that a 'ship' classifier relies on water, and you have no photos of "
+            "ships out of water. Which experiment tests the suspicion?",
             choices=(
-                "a counterfactual test: stamp the suspect feature on images that should not have "
-                "it and watch the prediction",
-                "the accuracy on a clean test set",
-                "the training loss curve",
-                "the pointing game",
+                "paste water behind photos of other objects (cars, animals) and see whether "
+                "they become 'ship'",
+                "measure the accuracy on more ship photos",
+                "train the classifier for longer",
+                "play the pointing game on ship photos with boxes around the ships",
             ),
             answer=0,
-            explanation="stamping the 5's dots on 3s turned them into 5s: the prediction "
-            "followed the feature, and no clean data were needed.",
+            explanation="a counterfactual test needs only the suspect feature: add it where it "
+            "does not belong and watch the prediction, as stamping the 5's dots on 3s did. More "
+            "ship photos carry the same water.",
         ),
         Question(
             "3. A map spread evenly over a 28 x 28 image puts what percentage of its total "
-            "(맵 값 총합 중 비율) inside a 4 x 4 box? Give a number in per cent.",
+            "inside a 4 x 4 box? Give a number in per cent.",
             answer=100 * 16 / 784,
             tolerance=0.05,
             explanation="16 of the 784 pixels: about 2.04 %. Any share far above the box's "
             "area share means the map concentrates there.",
         ),
         Question(
-            "4. Why did conv2 localise the 8 x 8 corner better than conv3?",
-            choices=(
-                "conv2's features are more abstract",
-                "conv2 has more channels than conv3",
-                "conv2's map is finer: each cell covers 2 x 2 pixels instead of 4 x 4",
-                "the marks do not reach conv3",
-            ),
-            answer=2,
-            explanation="a map cannot localise anything smaller than its cells; conv3 still "
-            "saw the marks (its share was far above even), only more blurred.",
+            "4. ResNet-50's last convolutional layer gives a 7 x 7 map for a 224 x 224 photo. "
+            "How many pixels apart are the centres of two neighbouring cells (a number)?",
+            answer=32,
+            tolerance=0.5,
+            explanation="224 / 7 = 32. A copyright tag 20 pixels wide is smaller than one "
+            "cell, so that map cannot separate the tag from the object beside it; look at an "
+            "earlier, finer layer too, as conv2 did here.",
         ),
         Question(
-            "5. The stroke-mark network needs its marks completely, yet less than half of "
-            "its map sits in the corner. What explains this best?",
+            "5. Which mark would you expect to hide best in the Grad-CAM map of a digit "
+            "classifier that depends on it (the smallest share of the map in the corner)?",
             choices=(
-                "the network ignores the marks",
-                "the stroke marks are larger than the textures",
-                "the ReLU removes the corner from the map",
-                "Grad-CAM gives each channel one weight for the whole image, and the channels "
-                "that respond to a white stroke respond to the digit's strokes too",
+                "a checkerboard texture",
+                "a short white bar, like a piece of a pen stroke",
+                "a pattern of isolated dots",
+                "all three equally: the network needs each of them",
             ),
-            answer=3,
-            explanation="the channels that carry the mark also fire on the digit, so the "
-            "map spreads over both; a texture has channels of its own. A map on the object "
-            "does not clear a model.",
+            answer=1,
+            explanation="Grad-CAM gives each channel one weight for the whole image. A bar "
+            "excites the same stroke channels as the digit's own strokes, so its weight lights "
+            "up the digit too; a texture unlike any digit can have corner-only channels.",
         ),
         Question(
-            "6. In exercise 4 the marks stay in the training data, on random images of every "
-            "class. Why does the shortcut disappear?",
+            "6. Instead of exercise 4's design, you stamp the checker mark on a random half of "
+            "the 2s and on no other class. Does the shortcut disappear?",
             choices=(
-                "a mark no longer says anything about the label, so relying on it cannot lower "
-                "the training loss",
-                "the marks are too faint to be learned",
-                "random positions hide the marks from the convolutions",
-                "the network is retrained for more epochs",
+                "yes: half of the 2s carry no mark, so the network must learn the digit",
+                "no: a checker still occurs only on 2s, so it still predicts the label wherever "
+                "it appears",
+                "yes: random choice removes every correlation",
+                "no: the mark is in the same corner as before, which is what matters",
             ),
-            answer=0,
-            explanation="a shortcut is a feature that predicts the label; once every class "
-            "carries each mark equally often, it predicts nothing.",
+            answer=1,
+            explanation="what matters is what a mark says about the label. Here a checker "
+            "still means '2' with certainty, so relying on it still lowers the training loss "
+            "on the marked half; exercise 4 puts every mark on every class equally often.",
         ),
         Question(
             "7. After the fix the corner share fell to a few per cent. What does this show?",

@@ -7,18 +7,24 @@ the likely slip, never the value.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 
 from .. import _core, metrics
 from ..backends import is_tensor, to_numpy
-from . import TODO, Feedback, Question, Quiz, as_number, feedback, is_todo
+from ..metrics.randomisation import rank_correlation as _rank_correlation
+from . import TODO, Feedback, Question, Quiz, as_number, feedback, is_todo, watch_calls
 
 __all__ = [
+    "BLOBS",
     "MYSTERY",
+    "MYSTERY_BUGS",
     "QUIZ",
     "TODO",
+    "HiddenBlobs",
+    "Mystery",
     "check_gradcam_plus_plus",
     "check_hirescam",
     "check_occlusion",
@@ -26,6 +32,8 @@ __all__ = [
     "check_rank_correlation",
     "features_and_gradients",
     "guided_verdict",
+    "make_hidden_blobs",
+    "make_mystery",
     "mystery_gradcam",
 ]
 
@@ -43,114 +51,257 @@ def _enlarged_areas(boxes: np.ndarray, canvas_size: int, grow: float, clip: bool
     return (bottom - top) * (right - left)
 
 
+def _grown_baseline(boxes: np.ndarray, canvas_size: int, tolerance: float) -> float:
+    """Mean over the images of (box grown by ``tolerance``, clipped) area / canvas area."""
+    areas = _enlarged_areas(boxes, canvas_size, tolerance, clip=True)
+    return float(np.mean(areas / float(canvas_size) ** 2))
+
+
+def _baseline_slip(
+    value: float, boxes: np.ndarray, canvas_size: int, tolerance: float
+) -> str | None:
+    """The hint for a value that matches a known slip on this case, or None."""
+    canvas = float(canvas_size) ** 2
+    expected = _grown_baseline(boxes, canvas_size, tolerance)
+    areas = _enlarged_areas(boxes, canvas_size, tolerance, clip=True)
+    if tolerance and _near(value, metrics.random_baseline(boxes, canvas_size)):
+        return (
+            "this is the baseline without the tolerance, as printed in section 2. Grow every "
+            "box by the tolerance on each side first."
+        )
+    unclipped = float(np.mean(_enlarged_areas(boxes, canvas_size, tolerance, False))) / canvas
+    if not _near(unclipped, expected) and _near(value, unclipped):
+        return (
+            "some grown boxes stick out of the canvas, and a point on the canvas can never "
+            "land there. Clip each grown box to the canvas (np.clip) before its area."
+        )
+    for grow in (tolerance / 2, 2 * tolerance):
+        if tolerance and _near(value, _grown_baseline(boxes, canvas_size, grow)):
+            return (
+                "the boxes grew by the wrong amount. The tolerance is added once on each "
+                "side: top and left move out by it, bottom and right too."
+            )
+    if _near(value, float(np.mean(areas)) / canvas_size):
+        return "you divided by the canvas's side; divide by its area (side times side)."
+    if _near(value, float(np.mean(areas))):
+        return "this is an area in pixels. A probability compares it with the canvas's area."
+    if _near(value, 1.0 - expected):
+        return "this is the chance of *missing* the grown box."
+    if not 0.0 <= value <= 1.0:
+        return "a hit rate lies between 0 and 1."
+    return None
+
+
+def _made_up_boxes() -> list[tuple[np.ndarray, int, int]]:
+    """Boxes of other canvases and tolerances, some touching the edges (clipping matters)."""
+    return [
+        (np.array([[0, 2, 9, 11], [20, 21, 30, 30], [5, 0, 12, 6]]), 30, 2),
+        (np.array([[10, 10, 20, 24], [40, 38, 50, 50]]), 50, 5),
+        (np.array([[3, 4, 8, 9], [0, 0, 6, 6]]), 16, 0),
+    ]
+
+
+@contextmanager
+def _watch_tolerant_baseline() -> Iterator[list[float]]:
+    """Record calls of ``metrics.random_baseline`` with a tolerance (it would do the work)."""
+    calls: list[float] = []
+    original = metrics.random_baseline
+
+    def watched(boxes: Any, image_size: Any, tolerance: int = 0) -> float:
+        if tolerance:
+            calls.append(tolerance)
+        return original(boxes, image_size, tolerance)
+
+    metrics.random_baseline = watched
+    try:
+        yield calls
+    finally:
+        metrics.random_baseline = original
+
+
 def check_random_baseline(
-    answer: Any, boxes: np.ndarray, canvas_size: int, tolerance: int = 3
+    function: Any, boxes: np.ndarray, canvas_size: int, tolerance: int = 3
 ) -> Feedback:
     """Exercise 1: the pointing-game score of a random point when boxes get a tolerance.
 
     The pointing game of Zhang et al. counts a hit within ``tolerance`` pixels of the box:
     each box grows by ``tolerance`` on every side, clipped to the canvas. A point drawn
-    uniformly at random then hits with probability (grown box area) / (canvas area).
+    uniformly at random then hits with probability (grown box area) / (canvas area),
+    averaged over the images. The learner writes ``function(boxes, size, tolerance)``; the
+    check calls it on the lesson's boxes and on made-up boxes of other canvases and
+    tolerances, so a number copied from an output cannot pass.
 
     Args:
-        answer: the learner's expected hit rate, between 0 and 1.
-        boxes: ``(N, 4)`` boxes ``(top, left, bottom, right)``, bottom and right exclusive.
-        canvas_size: the side of the square canvas in pixels.
-        tolerance: pixels added on every side of each box.
+        function: the learner's ``my_random_baseline(boxes, size, tolerance) -> float``.
+        boxes: the lesson's ``(N, 4)`` boxes ``(top, left, bottom, right)``, bottom and
+            right exclusive.
+        canvas_size: the side of the lesson's square canvas in pixels.
+        tolerance: the lesson's tolerance, pixels added on every side of each box.
     """
-    if is_todo(answer):
-        return feedback(None, "replace TODO with your expected hit rate, then run this cell.")
-    value = as_number(answer)
-    if value is None:
-        return feedback(False, f"expected one number, got {type(answer).__name__}.")
-    boxes = np.asarray(boxes, dtype=np.float64)
-    canvas = float(canvas_size) ** 2
-    areas = _enlarged_areas(boxes, canvas_size, tolerance, clip=True)
-    expected = float(np.mean(areas / canvas))
-    if _near(value, expected):
-        return feedback(
-            True,
-            "a random point lands in a grown box as often as the box covers the canvas. The "
-            "tolerance helps every method, chance included: compare scores at the same "
-            "tolerance.",
-        )
-    if _near(value, metrics.random_baseline(boxes, canvas_size)):
+    if is_todo(function):
+        return feedback(None, "write my_random_baseline in place of TODO, then run this cell.")
+    if not callable(function):
         return feedback(
             False,
-            "this is the baseline without the tolerance, as printed in section 2. Grow every "
-            "box by the tolerance on each side first.",
+            "pass the function itself (my_random_baseline), not a number: the check calls it "
+            "on other boxes and canvases too.",
         )
-    if _near(value, float(np.mean(_enlarged_areas(boxes, canvas_size, tolerance, False))) / canvas):
-        return feedback(
-            False,
-            "some grown boxes stick out of the canvas, and a point on the canvas can never "
-            "land there. Clip each grown box to the canvas (np.clip) before its area.",
-        )
-    for grow in (tolerance / 2, 2 * tolerance):
-        if _near(value, float(np.mean(_enlarged_areas(boxes, canvas_size, grow, True))) / canvas):
+    cases = [(np.asarray(boxes), int(canvas_size), tolerance), *_made_up_boxes()]
+    answers: list[float] = []
+    for index, (case_boxes, size, grow) in enumerate(cases):
+        try:
+            with _watch_tolerant_baseline() as calls:
+                result = function(case_boxes.copy(), size, grow)
+        except Exception as error:
+            return feedback(False, f"your function raised {type(error).__name__}: {error}")
+        if calls:
             return feedback(
                 False,
-                "the boxes grew by the wrong amount. The tolerance is added once on each "
-                "side: top and left move out by it, bottom and right too.",
+                "metrics.random_baseline(..., tolerance=...) does the exercise for you. Grow "
+                "and clip the boxes yourself with numpy.",
             )
-    if _near(value, float(np.mean(areas)) / canvas_size):
-        return feedback(
-            False, "you divided by the canvas's side; divide by its area (side times side)."
-        )
-    if _near(value, float(np.mean(areas))):
-        return feedback(
-            False, "this is an area in pixels. A probability compares it with the canvas's area."
-        )
-    if _near(value, 1.0 - expected):
-        return feedback(False, "this is the chance of *missing* the grown box.")
-    if not 0.0 <= value <= 1.0:
-        return feedback(False, "a hit rate lies between 0 and 1.")
+        if is_todo(result):
+            return feedback(None, "replace the TODO in the function's body, then run this cell.")
+        value = as_number(result)
+        if value is None:
+            return feedback(
+                False, f"the function should return one number, got {type(result).__name__}."
+            )
+        answers.append(value)
+        case_boxes = np.asarray(case_boxes, dtype=np.float64)
+        if _near(value, _grown_baseline(case_boxes, size, grow)):
+            continue
+        if index > 0 and _near(value, answers[0]):
+            return feedback(
+                False,
+                "right for the lesson's boxes, but the function returns the same number for "
+                "other boxes. Compute from its arguments (boxes, size, tolerance), not from "
+                "test_set.boxes, SIZE or a printed value.",
+            )
+        where = "the lesson's boxes" if index == 0 else f"made-up boxes on a {size} x {size} canvas"
+        hint = _baseline_slip(value, case_boxes, size, grow)
+        if hint is None:
+            hint = (
+                "not the value the check finds. Grow each box by the tolerance on all four "
+                "sides, clip it to the canvas, take (bottom - top) * (right - left) / size**2 "
+                "per image, and average over the images."
+            )
+        return feedback(False, f"for {where} (tolerance {grow}): {hint}")
     return feedback(
-        False,
-        "not the value the check finds. Grow each box by the tolerance on all four sides, "
-        "clip it to the canvas, take (bottom - top) * (right - left) / SIZE**2 per image, "
-        "and average over the images.",
+        True,
+        "a random point lands in a grown box as often as the box covers the canvas. The "
+        "tolerance helps every method, chance included: compare scores at the same tolerance.",
     )
 
 
-def check_rank_correlation(answer: Any, first: np.ndarray, second: np.ndarray) -> Feedback:
-    """Exercise 2: Spearman's rank correlation of two maps, by hand.
+def _right_without_ties(function: Any) -> bool:
+    """Whether the learner's function is right on maps without a single tie."""
+    rng = np.random.default_rng(11)
+    a, b = rng.random((5, 6)), rng.random((5, 6))
+    try:
+        value = as_number(function(a.copy(), b.copy()))
+    except Exception:
+        return False
+    return value is not None and _near(value, metrics.rank_correlation(a, b), 1e-4)
+
+
+def _rank_cases() -> list[tuple[np.ndarray, np.ndarray]]:
+    """Made-up map pairs with many tied zeros (as after a ReLU) and other shapes."""
+    rng = np.random.default_rng(7)
+    first = np.maximum(rng.normal(size=(6, 5)), 0.0)
+    second = np.maximum(first + rng.normal(scale=0.8, size=(6, 5)), 0.0)
+    third = rng.random((4, 9))
+    return [(first, second), (third, third**3 + 0.1 * rng.random((4, 9)))]
+
+
+def check_rank_correlation(function: Any, first: np.ndarray, second: np.ndarray) -> Feedback:
+    """Exercise 3: Spearman's rank correlation of two maps, by hand.
+
+    The learner writes ``function(a, b)`` for two maps of the same shape; the check calls it
+    on the lesson's maps and on made-up ones with many ties, and refuses
+    ``metrics.rank_correlation``, which would do the work.
 
     Args:
-        answer: the learner's correlation, between -1 and 1.
+        function: the learner's ``my_spearman(a, b) -> float``.
         first: a map.
         second: a map of the same shape.
     """
-    if is_todo(answer):
-        return feedback(None, "replace TODO with your rank correlation, then run this cell.")
-    value = as_number(answer)
-    if value is None:
-        return feedback(False, f"expected one number, got {type(answer).__name__}.")
-    a = np.asarray(first, dtype=np.float64).ravel()
-    b = np.asarray(second, dtype=np.float64).ravel()
-    expected = metrics.rank_correlation(a, b)
-    if _near(value, expected, 1e-4):
-        return feedback(
-            True,
-            "this is Spearman's rank correlation: the Pearson correlation of the ranks. It "
-            "ignores how large the values are and compares only their order.",
-        )
-    if _near(value, float(np.corrcoef(a, b)[0, 1]), 1e-4):
+    if is_todo(function):
+        return feedback(None, "write my_spearman in place of TODO, then run this cell.")
+    if not callable(function):
         return feedback(
             False,
-            "this is the correlation of the values themselves (Pearson's). Replace each value "
-            "by its rank first.",
+            "pass the function itself (my_spearman), not a number: the check calls it on "
+            "other maps too.",
         )
-    if _near(value, 1.0 - expected, 1e-4):
-        return feedback(False, "this is one minus the correlation.")
-    if _near(value, expected**2, 1e-4):
-        return feedback(False, "this is the square of the correlation; keep its sign.")
-    if not -1.0 <= value <= 1.0:
-        return feedback(False, "a correlation lies between -1 and 1.")
+    if function in (metrics.rank_correlation, _rank_correlation):
+        return feedback(
+            False,
+            "metrics.rank_correlation does the exercise for you. Rank with "
+            "scipy.stats.rankdata and correlate with np.corrcoef.",
+        )
+    lesson = (np.asarray(first, dtype=np.float64), np.asarray(second, dtype=np.float64))
+    answers: list[float] = []
+    for index, (a, b) in enumerate([lesson, *_rank_cases()]):
+        try:
+            with watch_calls(metrics, "rank_correlation") as calls:
+                result = function(a.copy(), b.copy())
+        except Exception as error:
+            return feedback(False, f"your function raised {type(error).__name__}: {error}")
+        if calls:
+            return feedback(
+                False,
+                "metrics.rank_correlation does the exercise for you. Rank with "
+                "scipy.stats.rankdata and correlate with np.corrcoef.",
+            )
+        if is_todo(result):
+            return feedback(None, "replace the TODO in the function's body, then run this cell.")
+        value = as_number(result)
+        if value is None:
+            return feedback(
+                False,
+                f"the function should return one number, got {type(result).__name__} (take "
+                "np.corrcoef(...)[0, 1]).",
+            )
+        answers.append(value)
+        x, y = a.ravel(), b.ravel()
+        expected = metrics.rank_correlation(x, y)
+        if _near(value, expected, 1e-4):
+            continue
+        if index > 0 and _near(value, answers[0], 1e-9):
+            return feedback(
+                False,
+                "right for the lesson's maps, but the function returns the same number for "
+                "other maps. Compute from its arguments.",
+            )
+        hint = "not the value the check finds."
+        if _near(value, float(np.corrcoef(x, y)[0, 1]), 1e-4):
+            hint = (
+                "this is the correlation of the values themselves (Pearson's). Replace each "
+                "value by its rank first."
+            )
+        elif _right_without_ties(function):
+            hint = (
+                "tied values got different ranks (maps after a ReLU have many tied zeros). "
+                "Tied values share the average of their ranks (scipy.stats.rankdata does this)."
+            )
+        elif _near(value, 1.0 - expected, 1e-4):
+            hint = "this is one minus the correlation."
+        elif _near(value, expected**2, 1e-4):
+            hint = "this is the square of the correlation; keep its sign."
+        elif not -1.0 <= value <= 1.0:
+            hint = "a correlation lies between -1 and 1."
+        else:
+            hint += (
+                " Flatten both maps, rank each with scipy.stats.rankdata, and take "
+                "np.corrcoef of the two rank arrays ([0, 1])."
+            )
+        where = "the lesson's maps" if index == 0 else f"made-up {a.shape} maps with ties"
+        return feedback(False, f"for {where}: {hint}")
     return feedback(
-        False,
-        "not the value the check finds. Flatten both maps, rank each with "
-        "scipy.stats.rankdata, and take np.corrcoef of the two rank arrays ([0, 1]).",
+        True,
+        "this is Spearman's rank correlation: the Pearson correlation of the ranks. It "
+        "ignores how large the values are and compares only their order.",
     )
 
 
@@ -428,34 +579,237 @@ def _plus_plus_slips(a: np.ndarray, g: np.ndarray) -> list[tuple[np.ndarray, str
     ]
 
 
-def mystery_gradcam(
-    model: Any, inputs: Any, target: int | list[int] | None = None, layer: str | None = None
-) -> np.ndarray:
-    """A Grad-CAM with one of the classic mistakes in it, for exercise 5 (diagnose it).
+#: The three blobs of :func:`make_hidden_blobs`: (top, left, bottom, right), ends excluded.
+BLOBS = {"A": (1, 1, 3, 3), "B": (1, 8, 3, 10), "C": (8, 4, 10, 6)}
 
-    Do not read the source before answering: find the mistake from what the function
-    does on inputs you choose.
+
+class HiddenBlobs:
+    """Exercise 6: a hand-set network in which one of three blobs counts against class 0.
+
+    Attributes:
+        model: ``Conv2d(1, 1, 1)`` (the identity) -> ``Flatten`` -> ``Linear(144, 2)``;
+            class 0's weight is +1 on two blobs and negative on the third; class 1 is the
+            constant -1.
+        image: float32 ``(12, 12)``, ink 1 on the three blobs.
+        boxes: :data:`BLOBS`.
     """
-    activations, gradients = features_and_gradients(model, inputs, target, layer)
-    weights = gradients.mean(axis=(0, 2, 3))
-    weights = np.broadcast_to(weights, activations.shape[:2])
-    return _core.weighted_sum(activations, weights)
+
+    def __init__(self, against: str, weight: float) -> None:
+        import torch
+        from torch import nn
+
+        self._against = against
+        self.boxes = dict(BLOBS)
+        self.image = np.zeros((12, 12), dtype=np.float32)
+        weights = torch.zeros(2, 12, 12)
+        for name, (top, left, bottom, right) in BLOBS.items():
+            self.image[top:bottom, left:right] = 1.0
+            weights[0, top:bottom, left:right] = -weight if name == against else 1.0
+        self.model = nn.Sequential(nn.Conv2d(1, 1, kernel_size=1), nn.Flatten(), nn.Linear(144, 2))
+        with torch.no_grad():
+            self.model[0].weight.fill_(1.0)
+            self.model[0].bias.zero_()
+            self.model[2].weight.copy_(weights.reshape(2, 144))
+            # class 1 scores -1 whatever the image: a negative score keeps the pair of scores
+            # from ever looking like probabilities (which the engine would refuse)
+            self.model[2].bias.copy_(torch.tensor([0.0, -1.0]))
+
+    def check(self, answer: Any) -> Feedback:
+        """Mark the learner's blob ("A", "B" or "C"): the one that counts against class 0."""
+        if is_todo(answer):
+            return feedback(None, "put the blob's letter in place of TODO, then run this cell.")
+        letter = str(answer).strip().strip("'\"").upper() if isinstance(answer, str) else None
+        if letter not in BLOBS:
+            return feedback(False, "answer with one of the blob names 'A', 'B' or 'C'.")
+        if letter == self._against:
+            return feedback(
+                True,
+                f"erasing blob {letter} raises the score of class 0: it counts against the "
+                "class, though Grad-CAM painted it as hot as the others. Only the intervention "
+                "(or HiResCAM) tells them apart.",
+            )
+        return feedback(
+            False,
+            f"erase blob {letter} (set its pixels to 0 in a copy of the image) and compare "
+            "gw.predict's score of class 0 with the original's: does it rise or fall?",
+        )
+
+    def __repr__(self) -> str:
+        return "HiddenBlobs(model, image, boxes: A, B, C)"
 
 
-#: Exercise 5: what is wrong with :func:`mystery_gradcam`?
-MYSTERY = Question(
-    "Which mistake does mystery_gradcam make?",
-    choices=(
-        "it differentiates the probability after the softmax instead of the score before it",
-        "it averages the gradients over the batch axis as well as over the positions",
-        "it takes the gradient with respect to the layer's weights instead of its output",
-        "it leaves out the ReLU, so the map can be negative",
-    ),
-    answer=1,
-    explanation="for one image it agrees exactly with gw.gradcam, and in a batch every image "
-    "gets the same channel weights, so each map depends on the other images: the gradients "
-    "were pooled over axis 0 too. Pool over the spatial axes (2, 3) only.",
+def make_hidden_blobs(against: str | None = None) -> HiddenBlobs:
+    """The network of exercise 6, with the blob that counts against class 0 hidden.
+
+    Without ``against`` the blob (and its weight, between -1.2 and -1.8) is drawn at random
+    from the operating system's entropy, so reading this source does not tell which; the
+    learner finds it by occlusion. Every weight keeps the channel's average gradient
+    positive (``(8 - 4w) / 144 > 0``), so Grad-CAM paints the three blobs alike.
+
+    Args:
+        against: "A", "B" or "C" (tests and teachers), or None to draw one.
+    """
+    import secrets
+
+    if against is None:
+        against = sorted(BLOBS)[secrets.randbelow(len(BLOBS))]
+    if against not in BLOBS:
+        raise ValueError(f"against must be one of {sorted(BLOBS)}, got {against!r}.")
+    weight = 1.2 + 0.6 * secrets.randbelow(1000) / 1000
+    return HiddenBlobs(against, weight)
+
+
+#: The classic mistakes :func:`make_mystery` can hide, in the order of the question's choices.
+MYSTERY_BUGS = ("softmax", "batch", "target", "no-relu")
+
+_MYSTERY_CHOICES = (
+    "it differentiates the probability after the softmax instead of the score before it",
+    "it averages the gradients over the batch axis as well as over the positions",
+    "it ignores the target and always explains the top-scoring class",
+    "it leaves out the ReLU, so the map can be negative",
 )
+
+#: What each mistake does, shown once the learner has named it.
+_MYSTERY_EXPLANATIONS = {
+    "softmax": "its map differs from gw.gradcam even for one image and the top class, and it "
+    "nearly vanishes where the network is sure (p close to 1): the gradient of the "
+    "probability is p_c (dy_c/dA - sum_j p_j dy_j/dA), a contrast with the other classes "
+    "that shrinks as p_c nears 1. Differentiate the score before the softmax.",
+    "batch": "for one image it agrees exactly with gw.gradcam, and in a batch every image gets "
+    "the same channel weights, so each map depends on the other images: the gradients were "
+    "pooled over axis 0 too. Pool over the spatial axes (2, 3) only.",
+    "target": "it agrees with gw.gradcam whenever the target is the top class, and asking "
+    "for another class changes nothing: the target never reaches the backward pass. Pass "
+    "the class to explain to the gradient, not the prediction.",
+    "no-relu": "its positive part is exactly gw.gradcam's map, and many maps go below zero: "
+    "the ReLU after the weighted sum is missing, so evidence against the class shows up as "
+    "negative values (and shifts a normalised picture).",
+}
+
+#: How to test each hypothesis, shown when it is the learner's (wrong) answer.
+_MYSTERY_PROBES = {
+    "softmax": "if it used the probability, its map would differ from gw.gradcam even for "
+    "one image and the predicted class, and be tiny where the network is sure. Check that.",
+    "batch": "if it pooled over the batch, one image alone would match gw.gradcam exactly, "
+    "and that image's map would change when other images join the batch. Check both.",
+    "target": "if it ignored the target, two different target classes would give the same "
+    "map, equal to gw.gradcam's map of the top class. Check that.",
+    "no-relu": "if the ReLU were missing, some maps would have negative values, and "
+    "np.maximum(map, 0) would equal gw.gradcam. Check the smallest value of its maps.",
+}
+
+
+class Mystery:
+    """Exercise 5's multiple-choice question about one hidden mistake.
+
+    Shows the question like a :class:`Question`; :meth:`check` marks a letter. A wrong
+    answer gets the probe that would have ruled it out, never the right letter.
+    """
+
+    def __init__(self, bug: str) -> None:
+        if bug not in MYSTERY_BUGS:
+            raise ValueError(f"unknown mistake {bug!r}: one of {MYSTERY_BUGS}.")
+        self._question = Question(
+            "Which mistake does mystery_gradcam make?",
+            choices=_MYSTERY_CHOICES,
+            answer=MYSTERY_BUGS.index(bug),
+            explanation=_MYSTERY_EXPLANATIONS[bug],
+        )
+
+    def check(self, response: Any) -> Feedback:
+        """Mark a choice letter ("b") or index (1)."""
+        result = self._question.check(response)
+        if result.passed is False and self._question.choices:
+            from . import _choice_index
+
+            index = _choice_index(response, len(self._question.choices))
+            if index is not None:
+                return feedback(
+                    False, f"({'abcd'[index]}) is not it: {_MYSTERY_PROBES[MYSTERY_BUGS[index]]}"
+                )
+        return result
+
+    def _repr_markdown_(self) -> str:
+        return self._question._repr_markdown_()
+
+    def __repr__(self) -> str:
+        return repr(self._question)
+
+
+def _probability_gradients(
+    model: Any, inputs: Any, target: Any, layer: str | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """``A`` and ``dp_c/dA = p_c (g_c - sum_j p_j g_j)``, from one gradient per class."""
+    from ..engine import explain
+
+    first = explain(model, inputs, [target], layer)
+    (name,) = first.layers
+    logits = first.logits.astype(np.float64)
+    classes = first.targets[0]
+    count = logits.shape[1]
+    every = explain(model, inputs, list(range(count)), layer)
+    per_class = np.stack([every.gradients[j][name] for j in range(count)], axis=1)  # N,C,K,h,w
+    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+    p = shifted / shifted.sum(axis=1, keepdims=True)
+    rows = np.arange(len(classes))
+    mixed = np.einsum("nc,nckhw->nkhw", p, per_class)
+    own = per_class[rows, classes]
+    gradients = p[rows, classes][:, None, None, None] * (own - mixed)
+    return first.activations[name], gradients
+
+
+def make_mystery(bug: str | None = None) -> tuple[Any, Mystery]:
+    """A Grad-CAM with one classic mistake hidden in it, and the question about it.
+
+    Without ``bug``, the mistake is drawn at random (from the operating system's entropy,
+    so a new kernel may draw another): reading this source does not tell which one the
+    lesson's :data:`mystery_gradcam` makes; probing it does. The candidates, in the order
+    of :data:`MYSTERY_BUGS`: the gradient of the softmax probability instead of the score;
+    gradients averaged over the batch axis too; the target ignored (always the top class);
+    the final ReLU left out.
+
+    Args:
+        bug: one of :data:`MYSTERY_BUGS` (tests and teachers), or None to draw one.
+
+    Returns:
+        ``(function, question)``: ``function(model, inputs, target=None, layer=None)``
+        returns maps ``(N, h, w)`` like ``gw.gradcam``; ``question.check(letter)`` marks the
+        learner's diagnosis.
+    """
+    if bug is None:
+        import secrets
+
+        bug = MYSTERY_BUGS[secrets.randbelow(len(MYSTERY_BUGS))]
+    question = Mystery(bug)
+    chosen = bug
+
+    def mystery_gradcam(
+        model: Any, inputs: Any, target: int | list[int] | None = None, layer: str | None = None
+    ) -> np.ndarray:
+        """A Grad-CAM with one of the classic mistakes in it, for exercise 5 (diagnose it).
+
+        Find the mistake from what the function does on inputs and targets you choose.
+        """
+        if chosen == "softmax":
+            activations, gradients = _probability_gradients(model, inputs, target, layer)
+        elif chosen == "target":
+            activations, gradients = features_and_gradients(model, inputs, None, layer)
+        else:
+            activations, gradients = features_and_gradients(model, inputs, target, layer)
+        if chosen == "batch":
+            weights = np.broadcast_to(gradients.mean(axis=(0, 2, 3)), activations.shape[:2])
+        else:
+            weights = gradients.mean(axis=(2, 3))
+        if chosen == "no-relu":
+            return np.einsum("nk,nkhw->nhw", weights, activations).astype(np.float32)
+        return _core.weighted_sum(activations, weights)
+
+    return mystery_gradcam, question
+
+
+#: Exercise 5: a Grad-CAM with a hidden mistake, drawn anew in each Python session, and
+#: the question that marks the learner's diagnosis.
+mystery_gradcam, MYSTERY = make_mystery()
 
 
 def guided_verdict(correlation_after_head: float) -> str:
@@ -463,33 +817,35 @@ def guided_verdict(correlation_after_head: float) -> str:
     return "b" if correlation_after_head > 0.5 else "a"
 
 
-#: The end-of-lesson concept questions.
+#: The end-of-lesson concept questions: each asks to predict, compute or compare, not to
+#: repeat a sentence of the lesson.
 QUIZ = Quiz(
     [
         Question(
-            "1. In the model-parameter randomisation test, when does a saliency method fail?",
+            "1. Two saliency methods go through the cascading randomisation test. Method X's "
+            "mean rank correlations with its trained maps, step by step: 1.0, 0.92, 0.88, 0.85, "
+            "0.83. Method Y's: 1.0, 0.21, 0.10, 0.04, 0.02. Which passes the test?",
             choices=(
-                "when its map changes after the weights are randomised",
-                "when its map stays much the same after the weights are randomised",
-                "when its map is coarser than the image",
-                "when it needs gradients",
+                "X: its maps are stable, so they are reliable",
+                "Y: its maps change as soon as the weights do",
+                "both: each starts at 1.0",
+                "neither: a passing method would reach exactly 0",
             ),
             answer=1,
-            explanation="a map that survives the destruction of what the network learned "
-            "cannot be explaining what it learned. Guided Backpropagation failed this way.",
+            explanation="the test asks whether the map depends on what the network learned. "
+            "X's maps survive the destruction of the weights, so they cannot be explaining "
+            "them (this is how Guided Backpropagation behaved); Y's follow the weights, as "
+            "Grad-CAM's did.",
         ),
         Question(
-            "2. Why compare maps with a rank correlation rather than their values?",
-            choices=(
-                "ranks are faster to compute",
-                "Pearson's correlation cannot handle zeros",
-                "the scale of a map changes from one model to another; the order of its values is "
-                "what the picture shows",
-                "rank correlations are always positive",
-            ),
-            answer=2,
-            explanation="a displayed map is normalised; Spearman's rho compares only which "
-            "positions are hotter than which.",
+            "2. Two maps of four cells: [0.1, 0.2, 0.3, 0.4] and [1, 4, 9, 100]. What is "
+            "their Spearman rank correlation? (a number)",
+            answer=1.0,
+            tolerance=1e-6,
+            explanation="both lists have the same order, so their ranks are equal and rho = 1, "
+            "however different the values. Pearson's correlation of the values is only about "
+            "0.82 because the 100 dominates: that is why maps, whose scales differ from model "
+            "to model, are compared by rank.",
         ),
         Question(
             "3. A 10 x 10 box on a 40 x 40 canvas: with what probability does a random point "
@@ -499,73 +855,75 @@ QUIZ = Quiz(
             explanation="box area over canvas area: 100 / 1600 = 0.0625.",
         ),
         Question(
-            "4. On a network with a global-average-pooling head, at which layer are Grad-CAM "
-            "and HiResCAM equal?",
-            choices=(
-                "only at the layer that the pooling averages",
-                "at every convolutional layer",
-                "only at the first layer",
-                "at no layer",
-            ),
-            answer=0,
-            explanation="there every position's gradient is w_k^c / Z, so averaging changes "
-            "nothing; at an earlier layer the convolutions above make the gradient vary "
-            "from position to position.",
+            "4. A network ends conv1 -> conv2 -> global average pooling -> dense. At which "
+            "layer are its Grad-CAM and HiResCAM maps identical for every image?",
+            choices=("conv1", "conv2", "both", "neither"),
+            answer=1,
+            explanation="at conv2, the layer the pooling averages, the gradient is w_k^c / Z at "
+            "every position, so averaging it changes nothing. At conv1 the gradient passes "
+            "through conv2 and its ReLUs and differs from position to position.",
         ),
         Question(
-            "5. In the two-blob network, Grad-CAM painted blob B as hot as blob A, though "
-            "erasing B raises the score. Why?",
+            "5. Change the two-blob network: blob B's weight becomes -2 instead of -0.5 (A "
+            "keeps +1; both blobs are four pixels of ink 1). What does Grad-CAM now show for "
+            "class 0?",
             choices=(
-                "B is brighter than A",
-                "the ReLU turns B's negative evidence positive",
-                "the map's resolution is too coarse to separate A and B",
-                "the channel's average gradient is positive, so every position of the channel "
-                "gets the same positive weight",
+                "both blobs, equally hot, as before",
+                "only blob A",
+                "only blob B",
+                "nothing: the map is zero everywhere",
             ),
             answer=3,
-            explanation="one weight per channel cannot be positive at A and negative at B; "
-            "HiResCAM keeps each position's own gradient and shows only A.",
+            explanation="the channel's average gradient is (4 x 1 - 4 x 2) / 64 < 0, so its "
+            "one weight is negative, the weighted sum is negative at both blobs, and the ReLU "
+            "leaves nothing, although A still counts for class 0. HiResCAM would still show A.",
         ),
         Question(
-            "6. Guided Backpropagation's map hardly changed when the top layers were "
-            "randomised. What is the reason usually given?",
+            "6. A 'saliency method' returns the absolute value of the input image and never "
+            "calls the model. What does its cascading randomisation curve look like?",
             choices=(
-                "its ReLU rule discards negative signals on the way back, so the picture is "
-                "dominated by the input's own structure, like an edge detector's",
-                "it uses the softmax output",
-                "it is computed at the last convolutional layer",
-                "random weights have the same mean as trained ones",
+                "1.0 at every step: randomising the weights cannot change it",
+                "it falls to about 0 at the first step",
+                "it falls step by step, like Grad-CAM's",
+                "it cannot be computed without gradients",
             ),
             answer=0,
-            explanation="Adebayo et al. (2018) and Nie et al. (2018) show that Guided "
-            "Backpropagation largely reconstructs the image; the class and the upper "
-            "layers matter little.",
+            explanation="a map that never calls the model cannot change when the model does: "
+            "its curve stays at 1, like the edge detector's. A high curve is the failure the "
+            "test looks for, and Guided Backpropagation's stayed high while the top layers were "
+            "random because it, too, largely redraws the image.",
         ),
         Question(
-            "7. In a deletion curve, the pixels a map ranks highest are removed first. What "
-            "does a faithful map give?",
+            "7. Deletion replaces the top-ranked pixels with black (0) first. Our canvases "
+            "are mostly black. A map that ranks the black background highest would give "
+            "which deletion curve?",
             choices=(
-                "a score that rises: a large area under the curve",
-                "a flat curve",
-                "a score that falls fast: a small area under the curve",
-                "the same curve as a random map",
-            ),
-            answer=2,
-            explanation="if the top-ranked pixels are the ones the model uses, removing "
-            "them first destroys the score soonest.",
-        ),
-        Question(
-            "8. Enlarging every box by a tolerance of 3 pixels raised Grad-CAM's pointing "
-            "score. What must a fair comparison do?",
-            choices=(
-                "nothing: a higher score is better",
-                "give the baselines the same tolerance, since it raises their scores too",
-                "shrink the boxes for the baselines",
-                "use a smaller canvas",
+                "one that falls at once: a small area, like a faithful map",
+                "one that stays near the original probability while black is replaced by black, "
+                "and falls only when the ink is reached: a large area",
+                "one that rises: deleting pixels helps the class",
+                "the same curve as Grad-CAM's",
             ),
             answer=1,
-            explanation="a larger target helps every pointer, chance included; only scores "
-            "at the same tolerance can be compared.",
+            explanation="replacing a black pixel with black changes nothing, so the model's "
+            "output does not move until the map's ranking reaches the ink. The area is large: "
+            "the curve correctly calls this map unfaithful.",
+        ),
+        Question(
+            "8. A paper reports that its maps hit the box in 90 % of images with a tolerance "
+            "of 5 pixels, against 4 % for a random point (computed without a tolerance). What "
+            "does this comparison show?",
+            choices=(
+                "the maps beat chance by more than 20 times",
+                "too little: the random point must be scored with the same 5-pixel tolerance "
+                "(grown boxes) before the two can be compared",
+                "nothing: a random point cannot be a baseline",
+                "that the tolerance should be 0 for the maps too, but not for the random point",
+            ),
+            answer=1,
+            explanation="a tolerance enlarges every target, for chance too: on our canvases "
+            "3 pixels raised the random point from about 6 % to about 15 %. Only scores at "
+            "the same tolerance compare.",
         ),
     ]
 )

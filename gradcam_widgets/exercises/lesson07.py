@@ -7,6 +7,7 @@ the value.
 
 from __future__ import annotations
 
+import random
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,14 +17,16 @@ import numpy as np
 
 from ..backends import is_tensor, to_numpy
 from . import TODO, Feedback, Question, Quiz, feedback, is_todo
+from .mysteries import Candidate, Mystery, check_mystery, draw
 
 __all__ = [
+    "BROKEN_CANDIDATES",
     "QUIZ",
     "TODO",
-    "broken_gradcam",
+    "check_broken_gradcam",
     "check_cam_from_hooks",
-    "check_diagnosis",
     "check_nested_gradcam",
+    "draw_broken_gradcam",
     "practice_nested_model",
 ]
 
@@ -86,65 +89,117 @@ def check_cam_from_hooks(answer: Any, model: Any, inputs: Any, layer: Any) -> Fe
     )
 
 
-def broken_gradcam(model: Any, inputs: Any, layer: Any) -> np.ndarray:
-    """A hand-written Grad-CAM with one classic bug hidden in it (exercise 2).
-
-    Compare its maps with ``gw.gradcam`` and find out which mistake it makes.
-    """
+def _hand_gradcam(model: Any, inputs: Any, layer: Any, mistake: str) -> np.ndarray:
+    """Grad-CAM by hand with hooks, as in the lesson, with ``mistake`` written into it."""
     import torch
 
+    if not isinstance(getattr(layer, "weight", None), torch.Tensor) or layer.weight.ndim != 4:
+        raise ValueError(
+            "call it with a convolution layer of the model, e.g. resnet.block2.conv1 or "
+            "resnet.block2.conv2."
+        )
     store: dict[str, Any] = {}
 
     def hook(module: Any, args: Any, output: Any) -> Any:
         store["A"] = output
-        return output.clone()  # safe from a later in-place op
+        if mistake != "in-place":
+            return output.clone()  # the network goes on with a copy: safe from in-place ops
+        return None
 
     handle = layer.register_forward_hook(hook)
+    was_training = model.training
     try:
-        was_training = model.training
         model.eval()
         logits = model(torch.as_tensor(inputs))
-        model.train(was_training)
         rows = torch.arange(logits.shape[0])
-        score = logits[rows, logits.argmax(dim=1)].sum()
-        (grads,) = torch.autograd.grad(score, store["A"])
+        top = logits.argmax(dim=1)
+        scores = torch.softmax(logits, dim=1) if mistake == "softmax" else logits
+        score = scores[rows, top].sum()
+        if mistake == "weights":
+            (weight_grad,) = torch.autograd.grad(score, layer.weight)  # (K, C, kh, kw)
+            alpha = weight_grad.mean(dim=(1, 2, 3)).reshape(1, -1, 1, 1)
+        else:
+            (grads,) = torch.autograd.grad(score, store["A"])
+            axes = (0, 2, 3) if mistake == "batch" else (2, 3)
+            alpha = grads.mean(dim=axes, keepdim=True)
     finally:
         handle.remove()
-    weights = grads.mean(dim=(0, 2, 3), keepdim=True)
-    return torch.relu((weights * store["A"]).sum(dim=1)).detach().numpy()
+        model.train(was_training)
+    weighted = (alpha * store["A"]).sum(dim=1)
+    maps = weighted if mistake == "no relu" else torch.relu(weighted)
+    return maps.detach().numpy()
 
 
-_DIAGNOSIS_CHOICES = (
-    "it differentiates the softmax output instead of the score",
-    "an in-place operation after the layer overwrote the captured activation",
-    "it averages the gradients over the batch axis too",
-    "it takes the gradient of the layer's weights instead of its output",
+def _candidate(mistake: str, choice: str, hint: str, explanation: str) -> Candidate:
+    def broken(model: Any, inputs: Any, layer: Any) -> np.ndarray:
+        return _hand_gradcam(model, inputs, layer, mistake)
+
+    return Candidate(choice, broken, hint, explanation)
+
+
+#: Exercise 2's candidate mistakes, in letter order (a-e).
+BROKEN_CANDIDATES = (
+    _candidate(
+        "softmax",
+        "it differentiates the softmax probability instead of the score before it",
+        "a softmax score changes nothing between the images of a batch (each map is the same "
+        "alone and in a batch), leaves no negative values, and is wrong at block2.conv2 as "
+        "much as at block2.conv1. Test all three.",
+        "each map is the same alone and in a batch, non-negative, and wrong at both "
+        "convolutions: the gradient was taken of p_c = softmax(y)_c, which is p_c (dy^c/dA - "
+        "sum_j p_j dy^j/dA) and fades as the network grows confident. Differentiate the logit.",
+    ),
+    _candidate(
+        "batch",
+        "it averages the gradients over the batch axis as well as over height and width",
+        "averaging over the batch would leave a batch of one exact (compare one image alone "
+        "with gw.gradcam), and would make each map change with the other images of its batch.",
+        "alone, each image's map is exact; in a batch, each changes with its neighbours: "
+        "every image got the same channel weights, pooled over axis 0. Average over the "
+        "spatial axes only.",
+    ),
+    _candidate(
+        "weights",
+        "it takes the gradient of the layer's weights instead of its output",
+        "a weight gradient is shared by the whole batch (each map would change with the "
+        "other images), and it is wrong on a single image too.",
+        "the maps change with the other images of the batch and are wrong even for one "
+        "image alone: the weights are shared by the whole batch, and their gradient answers "
+        "another question than d y^c / d A. Differentiate the layer's output.",
+    ),
+    _candidate(
+        "in-place",
+        "an in-place operation after the layer overwrote the captured activation",
+        "an overwrite needs an in-place op right after the layer. block2.conv2 has none (its "
+        "output goes into `out + x`, a new tensor): there the map would be exact.",
+        "exact at block2.conv2, wrong at block2.conv1, whose output the block's in-place ReLU "
+        "overwrites: the hook kept the tensor itself. Return output.clone() from the hook.",
+    ),
+    _candidate(
+        "no relu",
+        "it leaves out the final ReLU",
+        "without the ReLU the maps would have negative values, and agree with gw.gradcam "
+        "wherever gw.gradcam's map is positive. Look at their smallest values.",
+        "the maps go negative and agree with gw.gradcam wherever it is positive: the ReLU "
+        "after the weighted sum is missing.",
+    ),
 )
-_DIAGNOSIS_ANSWER = 2
 
 
-def check_diagnosis(answer: Any) -> Feedback:
-    """Exercise 2: which classic mistake does :func:`broken_gradcam` make? (a letter)."""
-    question = Question(
-        prompt="Which mistake does broken_gradcam make?",
-        answer=_DIAGNOSIS_ANSWER,
-        explanation=(
-            "grads.mean(dim=(0, 2, 3)) averages over the batch axis too, so every image gets "
-            "the same channel weights, a mix of all the images' classes. On a batch of one "
-            "the bug is invisible: test with several images of different classes. The "
-            "weights must be averaged over height and width only, per image."
-        ),
-        choices=_DIAGNOSIS_CHOICES,
-    )
-    result = question.check(answer)
-    if result.passed is False and isinstance(answer, str) and answer.strip().lower() in "abd":
-        hints = {
-            "a": "a softmax would change every map; does the bug show on every input?",
-            "b": "the maps differ at block2 too, where no in-place op follows the layer.",
-            "d": "a gradient of the weights has no height and width to make a map from.",
-        }
-        return feedback(False, f"look again: {hints[answer.strip().lower()]}")
-    return result
+def draw_broken_gradcam(rng: random.Random | None = None) -> Mystery:
+    """Exercise 2: a hand-written Grad-CAM with one of :data:`BROKEN_CANDIDATES` hidden in it.
+
+    Call the result like ``broken(model, inputs, layer)`` with a convolution layer; it
+    returns ``(N, h, w)`` maps of each image's top class. Which mistake it makes is drawn
+    here, at random unless ``rng`` is given (tests), so reading this source does not say
+    which one a learner got.
+    """
+    return draw("broken_gradcam", BROKEN_CANDIDATES, rng)
+
+
+def check_broken_gradcam(mystery: Any, answer: Any) -> Feedback:
+    """Exercise 2: whether ``answer`` (a letter of ``mystery.choices``) names the drawn mistake."""
+    return check_mystery(mystery, answer)
 
 
 class EngineSwitchedOff(RuntimeError):

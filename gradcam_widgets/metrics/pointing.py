@@ -57,22 +57,29 @@ def pointing_game(
     return hits
 
 
-def random_baseline(boxes: Boxes, image_size: ImageSize) -> float:
+def random_baseline(boxes: Boxes, image_size: ImageSize, tolerance: int = 0) -> float:
     """The expected pointing-game accuracy of a point drawn uniformly at random.
 
     A random point lands in a box with probability ``area(box) / (H * W)``; averaged
-    over the images, that is the score any method must clearly beat.
+    over the images, that is the score any method must clearly beat. With a tolerance,
+    each box first grows by ``tolerance`` pixels on every side, clipped to the image (a
+    point on the image cannot land outside it), as :func:`pointing_game` counts hits.
 
     Args:
         boxes: ``(N, 4)`` boxes (or one box).
         image_size: the image's side or ``(height, width)``.
+        tolerance: pixels by which each box is enlarged on each side, as in
+            :func:`pointing_game`.
 
     Returns:
-        the mean of box area / image area.
+        the mean of (grown, clipped) box area / image area.
     """
     array = np.atleast_2d(np.asarray(boxes, dtype=np.float64))
     if array.ndim != 2 or array.shape[-1] != 4:
         raise ValueError(f"boxes must have shape (N, 4), got {np.shape(boxes)}.")
     height, width = image_shape(image_size)
+    if tolerance:
+        grown = array + np.array([-1.0, -1.0, 1.0, 1.0]) * tolerance
+        array = np.clip(grown, 0.0, np.array([height, width, height, width], dtype=np.float64))
     areas = (array[:, 2] - array[:, 0]).clip(min=0) * (array[:, 3] - array[:, 1]).clip(min=0)
     return float(np.mean(areas / (height * width)))
