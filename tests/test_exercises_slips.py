@@ -4,6 +4,8 @@ and the check accepts the drawn slip's letter only."""
 
 from __future__ import annotations
 
+import random
+
 import numpy as np
 import pytest
 from helpers import assert_not_done
@@ -13,7 +15,8 @@ from torch import nn  # noqa: E402
 
 import gradcam_widgets as gw  # noqa: E402
 from gradcam_widgets.exercises import TODO, lesson03, lesson04  # noqa: E402
-from gradcam_widgets.exercises._slips import SLIPS, HiddenSlip, broken_gradcam  # noqa: E402
+from gradcam_widgets.exercises._slips import SLIPS, broken_gradcam, candidates  # noqa: E402
+from gradcam_widgets.exercises.mysteries import Mystery  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -91,49 +94,49 @@ def test_each_slip_against_autograd_by_hand(case):
 def test_the_check_accepts_the_drawn_slip_only(case, module):
     model, inputs = case
     x = inputs.numpy()
-    names = module.DIAGNOSIS.names
+    names = module.COLLEAGUE_SLIPS
     assert len(names) >= 4
-    try:
-        for index, name in enumerate(names):
-            module.DIAGNOSIS.redraw(name)
-            np.testing.assert_array_equal(
-                module.colleague_gradcam(model, x, target=2, layer="3"),
-                broken_gradcam(name, model, x, target=2, layer="3"),
-            )
-            letter = "abcde"[index]
-            assert module.check_diagnosis(letter)
-            assert module.check_diagnosis(f"({letter.upper()})")
-            for other, wrong in enumerate(names):
-                if other == index:
-                    continue
-                result = module.check_diagnosis("abcde"[other])
-                assert result.passed is False
-                assert SLIPS[wrong].test in result.message  # how to refute that option
-                assert SLIPS[name].choice not in result.message  # never the answer
-                assert SLIPS[name].explanation not in result.message
-            assert_not_done(module.check_diagnosis(TODO))
-            for shortcut in ("f", "ab", "", 7, True, index):
-                # no letter out of range, no two letters, no number standing for the index
-                result = module.check_diagnosis(shortcut)
-                if isinstance(shortcut, int) and not isinstance(shortcut, bool):
-                    continue  # an index is how Question accepts choices; tested below
-                assert result.passed is False, shortcut
-    finally:
-        module.DIAGNOSIS.redraw()
+    assert tuple(SLIPS[name].choice for name in names) == module.COLLEAGUE_CHOICES
+    for index, name in enumerate(names):
+        colleague = Mystery("test", module.COLLEAGUE_CANDIDATES, index)
+        np.testing.assert_array_equal(
+            colleague(model, x, target=2, layer="3"),
+            broken_gradcam(name, model, x, target=2, layer="3"),
+        )
+        letter = "abcde"[index]
+        shown = repr(colleague)
+        assert not any(SLIPS[n].choice in shown or n in shown for n in names)  # no answer
+        assert_not_done(module.check_diagnosis(colleague, TODO))
+        assert module.check_diagnosis(colleague, f"({letter.upper()})")
+        others = [i for i in range(len(names)) if i != index]
+        for other in others[:2]:  # a wrong letter: the experiment that would refute it
+            result = module.check_diagnosis(colleague, "abcde"[other])
+            assert result.passed is False
+            assert SLIPS[names[other]].test in result.message
+            assert SLIPS[name].choice not in result.message
+            assert SLIPS[name].explanation not in result.message
+        # after two wrong letters the colleague answers no more, even the right letter
+        refused = module.check_diagnosis(colleague, letter)
+        assert refused.passed is False
+        assert "draw a new one" in refused.message
+        fresh = Mystery("test", module.COLLEAGUE_CANDIDATES, index)
+        for shortcut in ("f", "ab", "", 7, True):
+            assert module.check_diagnosis(fresh, shortcut).passed is False, shortcut
+        assert module.check_diagnosis(broken_gradcam, letter).passed is False  # not a mystery
 
 
-def test_the_slip_is_drawn_at_random_and_hidden_from_the_printed_question():
-    drawn = {HiddenSlip(("batch", "softmax", "no_relu", "layer"), "q?")._slip for _ in range(200)}
-    assert drawn == {"batch", "softmax", "no_relu", "layer"}
-    hidden = HiddenSlip(("batch", "softmax", "no_relu", "layer"), "What is wrong?", draw="layer")
-    shown = repr(hidden) + hidden._repr_markdown_()
-    assert "What is wrong?" in shown
-    assert all(SLIPS[name].choice in shown for name in hidden.names)
-    assert not any(SLIPS[name].explanation in shown for name in hidden.names)
+@pytest.mark.parametrize("module", [lesson03, lesson04])
+def test_the_slip_is_drawn_at_random(case, module):
+    model, inputs = case
+    x = inputs.numpy()[:1]
+    outputs = set()
+    for seed in range(40):
+        colleague = module.draw_colleague(random.Random(seed))
+        outputs.add(np.round(colleague(model, x, target=1, layer="3"), 5).tobytes())
+    # the five slips give five different maps here, and forty draws meet them all
+    assert len(outputs) == len(module.COLLEAGUE_SLIPS)
     with pytest.raises(ValueError, match="unknown slips"):
-        HiddenSlip(("batch", "typo"), "q?")
-    with pytest.raises(ValueError, match="slip must be one of"):
-        hidden.redraw("axis")
+        candidates(("batch", "typo"))
 
 
 def test_keras_lecture_network_slips_differ_from_gradcam():

@@ -1,10 +1,9 @@
-"""A colleague's Grad-CAM with one classic slip, drawn at random when the lesson runs.
+"""Classic slips of a hand-written Grad-CAM, for the diagnose exercises of lessons 03-04.
 
-The diagnose exercises of lessons 03 and 04 hand the learner a function with the
-arguments of ``gw.gradcam`` for one layer. Which slip it contains is drawn when the
-exercise module is imported (a fresh draw for every kernel), so reading the source shows
-every candidate slip but not the one in effect: the learner has to probe the function's
-outputs against ``gw.gradcam`` to tell, and the check compares with the drawn slip.
+Each lesson draws a colleague's Grad-CAM (a :class:`.mysteries.Mystery`, called with the
+arguments of ``gw.gradcam`` for one layer) with one of these slips, at random when the
+learner runs the cell: reading the source shows every candidate but not the one drawn,
+so the learner probes the function's outputs against ``gw.gradcam`` to tell.
 
 The slips, each a mistake found in published Grad-CAM code:
 
@@ -21,16 +20,16 @@ The slips, each a mistake found in published Grad-CAM code:
 
 from __future__ import annotations
 
-import random
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
 
-from . import Feedback, Question, feedback
+from .mysteries import Candidate
 
-__all__ = ["SLIPS", "HiddenSlip", "broken_gradcam"]
+__all__ = ["SLIPS", "broken_gradcam", "candidates"]
 
 
 @dataclass(frozen=True)
@@ -157,61 +156,17 @@ def broken_gradcam(
     return np.maximum(maps, 0.0).astype(np.float32)
 
 
-class HiddenSlip:
-    """One slip drawn at random from ``names``; the function, the question and the check.
+def candidates(names: Sequence[str]) -> tuple[Candidate, ...]:
+    """The named slips as :class:`.mysteries.Candidate` s, in the order given (letters a, b, ...).
 
-    Args:
-        names: the slips the exercise offers, in the order of its choices (a), (b), ...
-        prompt: the question as the learner reads it.
-        draw: the slip to use (tests); by default one drawn at random, fresh per process.
+    Each candidate is called like ``gw.gradcam(model, inputs, target, layer)`` for one
+    layer; a wrong pick shows the experiment that would have ruled it out.
     """
-
-    def __init__(self, names: Sequence[str], prompt: str, draw: str | None = None) -> None:
-        unknown = [name for name in names if name not in SLIPS]
-        if unknown:
-            raise ValueError(f"unknown slips {unknown}; expected names from {sorted(SLIPS)}.")
-        self.names = tuple(names)
-        self.prompt = prompt
-        self._slip = draw if draw is not None else random.SystemRandom().choice(self.names)
-
-    def redraw(self, slip: str | None = None) -> None:
-        """Draw again at random, or set the slip (tests)."""
-        if slip is not None and slip not in self.names:
-            raise ValueError(f"slip must be one of {self.names}, got {slip!r}.")
-        self._slip = slip if slip is not None else random.SystemRandom().choice(self.names)
-
-    @property
-    def question(self) -> Question:
-        """The multiple-choice question; its repr shows the prompt and choices only."""
-        return Question(
-            prompt=self.prompt,
-            choices=tuple(SLIPS[name].choice for name in self.names),
-            answer=self.names.index(self._slip),
-            explanation=SLIPS[self._slip].explanation,
-        )
-
-    def __repr__(self) -> str:
-        return repr(self.question)
-
-    def _repr_markdown_(self) -> str:
-        return self.question._repr_markdown_()
-
-    def gradcam(
-        self,
-        model: Any,
-        inputs: Any,
-        target: int | Sequence[int] | None = None,
-        layer: str | None = None,
-    ) -> np.ndarray:
-        """The colleague's Grad-CAM: ``gw.gradcam``'s arguments for one layer, one slip."""
-        return broken_gradcam(self._slip, model, inputs, target=target, layer=layer)
-
-    def check(self, answer: Any) -> Feedback:
-        """Mark a choice letter; a wrong one gets the experiment that would have refuted it."""
-        result = self.question.check(answer)
-        if result.passed is False and isinstance(answer, str):
-            letter = answer.strip().strip("()").lower()
-            if len(letter) == 1 and letter in "abcdefgh"[: len(self.names)]:
-                wrong = self.names["abcdefgh".index(letter)]
-                return feedback(False, f"({letter}) is not it: {SLIPS[wrong].test}")
-        return result
+    unknown = [name for name in names if name not in SLIPS]
+    if unknown:
+        raise ValueError(f"unknown slips {unknown}; expected names from {sorted(SLIPS)}.")
+    return tuple(
+        Candidate(SLIPS[name].choice, partial(broken_gradcam, name), SLIPS[name].test,
+                  SLIPS[name].explanation)
+        for name in names
+    )

@@ -7,23 +7,27 @@ printing it.
 from __future__ import annotations
 
 import inspect
+import random
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from . import TODO, Feedback, Question, Quiz, as_map, feedback, is_todo, maps_close
-from ._slips import HiddenSlip
+from ._slips import candidates
+from .mysteries import Candidate, Mystery, check_mystery, draw
 
 __all__ = [
-    "DIAGNOSIS",
+    "COLLEAGUE_CANDIDATES",
+    "COLLEAGUE_CHOICES",
+    "COLLEAGUE_SLIPS",
     "QUIZ",
     "TODO",
     "check_diagnosis",
     "check_layer_map",
     "check_misclassified",
     "check_receptive_field_sizes",
-    "colleague_gradcam",
+    "draw_colleague",
 ]
 
 
@@ -245,34 +249,40 @@ def check_receptive_field_sizes(function: Any) -> Feedback:
 # ------------------------------------------------------------- exercise: diagnose
 
 
-#: The colleague's slip, drawn at random when this module is imported (once per kernel):
-#: the source lists every candidate, not the one in effect.
-DIAGNOSIS = HiddenSlip(
-    ("batch", "no_relu", "softmax", "layer", "axis"),
-    prompt="What is wrong with `lesson03.colleague_gradcam`?",
-)
+#: The slips the colleague's Grad-CAM may contain, in letter order (a, b, ...).
+COLLEAGUE_SLIPS: tuple[str, ...] = ("batch", "no_relu", "softmax", "layer", "axis")
+
+#: The candidates of the diagnose exercise, one per slip.
+COLLEAGUE_CANDIDATES: tuple[Candidate, ...] = candidates(COLLEAGUE_SLIPS)
+
+#: How the choices of the diagnose exercise read, by letter.
+COLLEAGUE_CHOICES: tuple[str, ...] = tuple(c.choice for c in COLLEAGUE_CANDIDATES)
 
 
-def colleague_gradcam(
-    model: Any, inputs: Any, target: int | Sequence[int] | None = None, layer: str | None = None
-) -> np.ndarray:
-    """A colleague's Grad-CAM, to be checked against ``gw.gradcam``.
+def draw_colleague(rng: random.Random | None = None) -> Mystery:
+    """A colleague's Grad-CAM with one slip drawn from :data:`COLLEAGUE_SLIPS`.
 
-    Same arguments and output as ``gw.gradcam`` for one layer: ``(N, h, w)`` maps. It
-    contains one of the slips of :data:`DIAGNOSIS`, drawn when the lesson runs.
-    """
-    return DIAGNOSIS.gradcam(model, inputs, target=target, layer=layer)
-
-
-def check_diagnosis(answer: Any) -> Feedback:
-    """Exercise: which classic slip is hidden in :func:`colleague_gradcam`.
-
-    A wrong letter gets the experiment that would have refuted it, never the answer.
+    Call it like ``gw.gradcam(model, inputs, target, layer)`` for one layer; it returns
+    ``(N, h, w)`` maps. Which slip it makes is drawn when it is made, so the only way to
+    tell is by experiment.
 
     Args:
-        answer: a choice letter, ``"a"`` to ``"e"``.
+        rng: the generator that draws; by default an unseeded one.
     """
-    return DIAGNOSIS.check(answer)
+    return draw("a colleague's Grad-CAM", COLLEAGUE_CANDIDATES, rng)
+
+
+def check_diagnosis(colleague: Any, answer: Any) -> Feedback:
+    """Exercise 2: which slip ``colleague`` makes, a letter of :data:`COLLEAGUE_CHOICES`.
+
+    A wrong letter gets the experiment that would have refuted it, never the answer; after
+    two wrong letters the colleague must be drawn again.
+
+    Args:
+        colleague: the function :func:`draw_colleague` returned.
+        answer: the learner's letter.
+    """
+    return check_mystery(colleague, answer)
 
 
 # ------------------------------------------------------------------ concept questions
