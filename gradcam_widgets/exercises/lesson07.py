@@ -610,7 +610,7 @@ QUIZ = Quiz(
             choices=(
                 "identical",
                 "196 times larger",
-                "the same up to scale, but with its peak elsewhere",
+                "similar, but with its peak elsewhere",
                 "zero everywhere",
             ),
         ),
