@@ -162,3 +162,25 @@ def test_measured_receptive_fields_follow_the_layout(vit):
     assert rf.measured(model, x, "attend1") == (ka.SIZE, ka.SIZE)
     with pytest.raises(ValueError, match="attention internals"):
         rf.measured(model, x, "scores")
+
+
+def test_merges_keep_their_inputs_layout():
+    # On a 28x28 input, (N, 7, 7, 8) reads both ways. A Concatenate along the channels
+    # and an Add keep their first input's layout; the custom mean after them says
+    # nothing, and the model takes no other size, so only these rules decide.
+    inputs = keras.Input((28, 28, 1))
+
+    def conv(width, name):
+        return keras.layers.Conv2D(width, 3, strides=4, padding="same", name=name)(inputs)
+
+    joined = keras.layers.Concatenate(name="cat")([conv(4, "a"), conv(4, "b")])
+    summed = keras.layers.Add(name="sum")([joined, conv(8, "c")])
+    out = keras.layers.Dense(3, name="head")(ka.GridMean(name="mean")(summed))
+    model = keras.Model(inputs, out)
+    x = np.random.default_rng(5).normal(size=(2, 28, 28, 1)).astype(np.float32)
+    infos = _infos(model, x)
+    assert infos["cat"].layout == infos["sum"].layout == Layout("channels_last", (7, 7))
+    assert {"cat", "sum"} <= set(gw.candidate_layers(model))
+    given = gw.gradcam(model, x, [0, 1], "sum", reshape=lambda t: t)  # (N, h, w, C) as is
+    np.testing.assert_allclose(gw.gradcam(model, x, [0, 1], "sum"), given, rtol=1e-6)
+    assert np.any(given > 0)

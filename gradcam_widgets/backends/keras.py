@@ -402,12 +402,15 @@ def _entries(records: list, names: dict[int, str]) -> list[keras_layout.Entry]:
     for layer, args, _, output in records:
         name = names[id(layer)]
         first = args[0] if args else None
+        # A merge layer (Add, Concatenate) gets its inputs as one list: its first one is
+        # the source whose layout the output keeps.
+        source = first[0] if isinstance(first, (list, tuple)) and first else first
         for entry in (
             keras_layout.Entry(
                 name + INPUT_SUFFIX, layer, first, None, keras_layout.shape_of(first),
                 is_input=True,
             ),
-            keras_layout.Entry(name, layer, output, first, keras_layout.shape_of(output)),
+            keras_layout.Entry(name, layer, output, source, keras_layout.shape_of(output)),
         ):
             if entry.name in seen:
                 seen[entry.name].calls += 1

@@ -14,8 +14,9 @@ it, in this order:
    token sequence (3-D) among the readings the shape allows;
 3. the tensor's neighbours: the same tensor object seen elsewhere (a layer's output is
    the next layer's input), element-wise layers (activations, dropout, ``Add``,
-   ``Multiply``), whose output keeps their input's layout, and a ``Reshape`` between
-   a channels-last map ``(N, h, w, C)`` and its tokens ``(N, h*w, C)``;
+   ``Multiply``), whose output keeps their input's layout, a ``Concatenate`` along the
+   channel axis, and a ``Reshape`` between a channels-last map ``(N, h, w, C)`` and its
+   tokens ``(N, h*w, C)``;
 4. a second pass on a wider input, where only a grid's width axis grows
    (:func:`~.layout.width_axis_layout`), when the model accepts another size.
 
@@ -168,6 +169,9 @@ def _spread(entries: list[Entry], layouts: list[Layout | None]) -> None:
                 and shape_of(entry.source) == entry.shape
             ):
                 found = by_tensor.get(id(entry.source))
+            if found is None and isinstance(entry.layer, keras.layers.Concatenate):
+                source = by_tensor.get(id(entry.source)) if entry.source is not None else None
+                found = _concatenated(source, entry.layer, entry.shape)
             if found is None and isinstance(entry.layer, keras.layers.Reshape):
                 source = by_tensor.get(id(entry.source)) if entry.source is not None else None
                 found = _reshaped(source, shape_of(entry.source), entry.shape)
@@ -176,6 +180,16 @@ def _spread(entries: list[Entry], layouts: list[Layout | None]) -> None:
                 if entry.tensor is not None:  # forward order: a chain settles in one pass
                     by_tensor.setdefault(id(entry.tensor), found)
                 changed = True
+
+
+def _concatenated(source: Layout | None, layer: Any, shape: tuple[int, ...]) -> Layout | None:
+    """Maps joined along their channel axis keep their layout (DenseNet, Inception)."""
+    axis = _axis_of(layer)
+    if source is None or source.kind == "tokens" or axis is None or len(shape) != 4:
+        return None
+    channel_axis = 3 if source.kind == "channels_last" else 1
+    grid = (shape[1], shape[2]) if channel_axis == 3 else (shape[2], shape[3])
+    return source if axis % 4 == channel_axis and grid == source.grid else None
 
 
 def _reshaped(
