@@ -450,3 +450,50 @@ def test_quiz_two_blob_variant():
     assert np.all(gw.gradcam(toy, image, target=0, layer="0") == 0)
     assert gw.gradcam(toy, image, target=0, layer="0", method="hirescam")[0, 1:3, 1:3].min() > 0
     assert lesson06.QUIZ.check(5, "d")
+
+
+def test_quiz_conv1_map_through_the_cascade():
+    """Question 6.6's claim, computed: a map from conv1 alone stays exactly the same until
+    conv1 itself is randomised, the last step of the cascade."""
+    torch = pytest.importorskip("torch")
+    import gradcam_widgets as gw
+    from gradcam_widgets import metrics
+    from gradcam_widgets.zoo import digits
+
+    network = digits.torch_gap_net(seed=0)
+    inputs = torch.rand(6, 1, 20, 20, generator=torch.Generator().manual_seed(0))
+
+    def conv1_max(model, batch):
+        return gw.explain(model, batch, [0], "conv1").activations["conv1"].max(axis=1)
+
+    cascade = metrics.cascading_randomization(network, inputs, explain=conv1_max, seed=0)
+    assert cascade.steps == ["original", "scores", "conv3", "conv2", "conv1"]
+    assert np.all(cascade.correlations[:4] == 1.0)
+    assert cascade.mean[4] < 0.9
+    assert "only at the last step" in lesson06.QUIZ[6].choices[lesson06.QUIZ[6].answer]
+
+
+@pytest.mark.parametrize("against", ["A", "B", "C"])
+def test_hidden_blobs_weights_do_not_show_the_blob(against):
+    """Exercise 6: the head comes as two mixed factors whose product is the blob weights, so
+    no printed weight matrix shows the blob, and the probe still finds it."""
+    pytest.importorskip("torch")
+    blobs = lesson06.make_hidden_blobs(against)
+    first = blobs.model[2].weight.detach().double()
+    second = blobs.model[3].weight.detach().double()
+    head = (second @ first).numpy()[0].reshape(12, 12)
+    for name, (top, left, bottom, right) in blobs.boxes.items():  # the product is exact
+        expected = -1.0 if name == against else 1.0
+        assert np.all(np.sign(head[top:bottom, left:right]) == expected)
+    outside = np.ones((12, 12), bool)
+    for top, left, bottom, right in blobs.boxes.values():
+        outside[top:bottom, left:right] = False
+    assert np.abs(head[outside]).max() < 1e-4
+    # a factor's rows are not the head: the blob pixels' columns do not stand out by sign
+    for row in first.numpy().reshape(16, 12, 12):
+        signs = {
+            name: np.sign(row[t:b, left:r]).mean() for name, (t, left, b, r) in blobs.boxes.items()
+        }
+        assert not (signs[against] == -1 and all(signs[n] == 1 for n in signs if n != against))
+    assert second.shape == (2, 16)
+    assert not np.allclose(np.abs(second.numpy()), 1.0)

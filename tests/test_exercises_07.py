@@ -57,37 +57,92 @@ def mixed():
     return net, torch.from_numpy(x.astype(np.float32)), net[1]
 
 
-def test_cam_check_accepts_cam_and_refuses_the_slips(setup):
+def _cam_from_hook(slip: str = ""):
+    """A learner's function for exercise 1, right or with one slip."""
+
+    def function(model, inputs, layer, dense):
+        saved = {}
+        handle = layer.register_forward_hook(lambda m, a, out: saved.update(A=out.detach()))
+        try:
+            with torch.no_grad():
+                logits = model(inputs)
+        finally:
+            if slip != "hook left":
+                handle.remove()
+        top = logits.argmax(dim=1)
+        if slip == "first class":
+            top = top[:1].expand(len(top))
+        maps = torch.einsum("nk,nkhw->nhw", dense.weight.detach()[top], saved["A"]).numpy()
+        if slip == "relu":
+            maps = np.maximum(maps, 0)
+        if slip == "normalised":
+            maps = maps / np.abs(maps).max()
+        if slip == "one map":
+            maps = maps[0]
+        return maps
+
+    return function
+
+
+def test_cam_check_accepts_a_hook_and_the_weights(setup):
     net, x, layer = setup
-    right = gw.cam(net, x, layer="1")
-    assert np.abs(right).max() > 0
-    assert (right < 0).any()
-    assert lesson07.check_cam_from_hooks(TODO, net, x, layer).passed is None
-    assert lesson07.check_cam_from_hooks(right, net, x, layer).passed is True
-    assert lesson07.check_cam_from_hooks(torch.from_numpy(right), net, x, layer).passed is True
-    relu = lesson07.check_cam_from_hooks(np.maximum(right, 0), net, x, layer)
-    assert relu.passed is False
-    assert "ReLU" in relu.message
-    grad = lesson07.check_cam_from_hooks(gw.gradcam(net, x, layer="1"), net, x, layer)
+    right = _cam_from_hook()
+    assert lesson07.check_cam_from_hooks(TODO).passed is None
+    assert lesson07.check_cam_from_hooks(right).passed is True
+    assert lesson07.check_cam_from_hooks(right, net, x, layer, net[4]).passed is True
+    model, images, _, _ = lesson07.practice_gap_net()
+    assert len(set(gw.predict(model, images).argmax(axis=1).tolist())) > 1
+    assert (gw.cam(model, images, layer="2") < 0).any()  # the ReLU slip shows
+
+
+@pytest.mark.parametrize(
+    ("slip", "words"),
+    [
+        ("relu", "ReLU"),
+        ("normalised", "normalise"),
+        ("first class", "first image's class"),
+        ("one map", "batch axis"),
+        ("hook left", "finally"),
+    ],
+)
+def test_cam_check_refuses_each_slip_with_its_hint(setup, slip, words):
+    net, x, layer = setup
+    result = lesson07.check_cam_from_hooks(_cam_from_hook(slip), net, x, layer, net[4])
+    assert result.passed is False, result.message
+    assert words in result.message, result.message
+    assert not layer._forward_hooks  # the check leaves the models clean
+
+
+def test_cam_check_refuses_the_shortcuts(setup):
+    net, x, layer = setup
+
+    def engine(model, inputs, layer, dense):
+        return gw.cam(model, inputs, layer=layer)
+
+    def gradcam_by_hand(model, inputs, layer, dense):
+        saved = {}
+        handle = layer.register_forward_hook(lambda m, a, out: saved.update(A=out))
+        try:
+            logits = model(inputs)
+            score = logits.max(dim=1).values.sum()
+            (grads,) = torch.autograd.grad(score, saved["A"])
+        finally:
+            handle.remove()
+        alpha = grads.mean(dim=(2, 3), keepdim=True)
+        return torch.relu((alpha * saved["A"]).sum(dim=1)).detach().numpy()
+
+    def printed_value(model, inputs, layer, dense):  # the lesson's maps, whatever the model
+        return gw.cam(net, x, layer=layer).astype(np.float64)
+
+    shortcut = lesson07.check_cam_from_hooks(engine, net, x, layer, net[4])
+    assert shortcut.passed is False
+    assert "switched off" in shortcut.message
+    grad = lesson07.check_cam_from_hooks(gradcam_by_hand, net, x, layer, net[4])
     assert grad.passed is False
-    scaled = lesson07.check_cam_from_hooks(right / np.abs(right).max(), net, x, layer)
-    assert scaled.passed is False
-    assert "normalise" in scaled.message
-    shape = lesson07.check_cam_from_hooks(right[0], net, x, layer)
-    assert shape.passed is False
-    assert "(N, h, w)" in shape.message
-    assert str(right.max()) not in repr(shape)
-
-
-def test_cam_check_refuses_a_forgotten_hook(setup):
-    net, x, layer = setup
-    handle = layer.register_forward_hook(lambda m, a, out: None)
-    try:
-        result = lesson07.check_cam_from_hooks(gw.cam(net, x, layer="1"), net, x, layer)
-    finally:
-        handle.remove()
-    assert result.passed is False
-    assert "still registered" in result.message
+    assert "Grad-CAM" in grad.message
+    assert lesson07.check_cam_from_hooks(printed_value).passed is False
+    assert lesson07.check_cam_from_hooks(gw.cam(net, x, layer="1")).passed is False  # an array
+    assert gw.cam(net, x, layer="1").shape == (3, 6, 6)  # the engine is back
 
 
 def _differs(a: np.ndarray, b: np.ndarray) -> bool:

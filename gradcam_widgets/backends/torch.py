@@ -61,8 +61,9 @@ _CHANNELS_FIRST = (
 )
 
 
-# Normalisations: per channel, so a receptive field does not change through them.
-_NORMS = (nn.BatchNorm2d, nn.InstanceNorm2d, nn.GroupNorm, nn.LayerNorm)
+# Per-channel affine in eval mode: a receptive field does not change through it (group,
+# instance and layer norms take statistics over positions, so they are not listed).
+_NORMS = (nn.BatchNorm2d,)
 
 # Modules that act element by element: their output has their input's layout.
 _ELEMENTWISE = (

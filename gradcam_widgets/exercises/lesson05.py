@@ -485,7 +485,8 @@ QUIZ = Quiz(
             answer=32,
             tolerance=0.5,
             explanation="224 / 7 = 32. A copyright tag 20 pixels wide is smaller than one "
-            "cell, so that map cannot separate the tag from the object beside it; look at an "
+            "cell, and each cell sees far more than its own 32 x 32 pixels (its receptive "
+            "field), so the tag's evidence spreads onto the cells around it; look at an "
             "earlier, finer layer too, as conv2 did here.",
         ),
         Question(
@@ -527,8 +528,11 @@ QUIZ = Quiz(
                 "nothing: maps of two networks cannot be compared",
             ),
             answer=2,
-            explanation="the same measure on the same images compares the two networks; it "
-            "rules out this shortcut, not every other one.",
+            explanation="the same measure on the same images compares the two networks: it "
+            "shows that the evidence *for* these classes left the corner. It does not show "
+            "that the corner no longer matters (section 5: the clean network's maps stay out "
+            "of the corner, yet the dots still cost it most of the marked 5s), nor that no "
+            "other shortcut exists.",
         ),
     ]
 )

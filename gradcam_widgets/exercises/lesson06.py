@@ -587,14 +587,16 @@ class HiddenBlobs:
     """Exercise 6: a hand-set network in which one of three blobs counts against class 0.
 
     Attributes:
-        model: ``Conv2d(1, 1, 1)`` (the identity) -> ``Flatten`` -> ``Linear(144, 2)``;
-            class 0's weight is +1 on two blobs and negative on the third; class 1 is the
-            constant -1.
+        model: ``Conv2d(1, 1, 1)`` (the identity) -> ``Flatten`` -> ``Linear(144, 16)`` ->
+            ``Linear(16, 2)``, with no nonlinearity between the two dense layers. Their product
+            is class 0's weight, +1 on two blobs and negative on the third (class 1 is the
+            constant -1); a random 16 x 16 rotation mixes the factors, so no single
+            printed weight shows the blob: the learner probes the model instead.
         image: float32 ``(12, 12)``, ink 1 on the three blobs.
         boxes: :data:`BLOBS`.
     """
 
-    def __init__(self, against: str, weight: float) -> None:
+    def __init__(self, against: str, weight: float, seed: int = 0) -> None:
         import torch
         from torch import nn
 
@@ -605,14 +607,29 @@ class HiddenBlobs:
         for name, (top, left, bottom, right) in BLOBS.items():
             self.image[top:bottom, left:right] = 1.0
             weights[0, top:bottom, left:right] = -weight if name == against else 1.0
-        self.model = nn.Sequential(nn.Conv2d(1, 1, kernel_size=1), nn.Flatten(), nn.Linear(144, 2))
+        # W (2 x 144) = W2 @ W1 with W1 = Q [W; 3R] and W2 = [I 0] Q^T (Q a random rotation,
+        # R random rows): the product is exact up to round-off, each row of W1 is dominated by
+        # the random rows, so neither factor shows anything blob-shaped
+        generator = torch.Generator().manual_seed(seed)
+        head = weights.reshape(2, 144).double()
+        noise = 3 * torch.randn(14, 144, generator=generator, dtype=torch.float64)
+        rotation, _ = torch.linalg.qr(torch.randn(16, 16, generator=generator, dtype=torch.float64))
+        first = rotation @ torch.cat([head, noise])
+        second = rotation.T[:2]
+        self.model = nn.Sequential(
+            nn.Conv2d(1, 1, kernel_size=1),
+            nn.Flatten(),
+            nn.Linear(144, 16, bias=False),
+            nn.Linear(16, 2),
+        )
         with torch.no_grad():
             self.model[0].weight.fill_(1.0)
             self.model[0].bias.zero_()
-            self.model[2].weight.copy_(weights.reshape(2, 144))
+            self.model[2].weight.copy_(first.float())
+            self.model[3].weight.copy_(second.float())
             # class 1 scores -1 whatever the image: a negative score keeps the pair of scores
             # from ever looking like probabilities (which the engine would refuse)
-            self.model[2].bias.copy_(torch.tensor([0.0, -1.0]))
+            self.model[3].bias.copy_(torch.tensor([0.0, -1.0]))
 
     def check(self, answer: Any) -> Feedback:
         """Mark the learner's blob ("A", "B" or "C"): the one that counts against class 0."""
@@ -643,7 +660,8 @@ def make_hidden_blobs(against: str | None = None) -> HiddenBlobs:
 
     Without ``against`` the blob (and its weight, between -1.2 and -1.8) is drawn at random
     from the operating system's entropy, so reading this source does not tell which; the
-    learner finds it by occlusion. Every weight keeps the channel's average gradient
+    learner finds it by occlusion; the dense weights come as two mixed factors, so printing
+    them does not show it either. Every weight keeps the channel's average gradient
     positive (``(8 - 4w) / 144 > 0``), so Grad-CAM paints the three blobs alike.
 
     Args:
@@ -656,7 +674,7 @@ def make_hidden_blobs(against: str | None = None) -> HiddenBlobs:
     if against not in BLOBS:
         raise ValueError(f"against must be one of {sorted(BLOBS)}, got {against!r}.")
     weight = 1.2 + 0.6 * secrets.randbelow(1000) / 1000
-    return HiddenBlobs(against, weight)
+    return HiddenBlobs(against, weight, seed=secrets.randbelow(2**31))
 
 
 #: The classic mistakes :func:`make_mystery` can hide, in the order of the question's choices.
@@ -879,19 +897,24 @@ QUIZ = Quiz(
             "leaves nothing, although A still counts for class 0. HiResCAM would still show A.",
         ),
         Question(
-            "6. A 'saliency method' returns the absolute value of the input image and never "
-            "calls the model. What does its cascading randomisation curve look like?",
+            "6. A 'saliency method' draws, at each pixel, the largest activation of conv1 "
+            "(the first convolution) over its channels, resized to the image. In the cascade of "
+            "section 4 (randomise scores, then conv3, then conv2, then conv1), where does its "
+            "mean rank correlation with its trained maps first fall below 1?",
             choices=(
-                "1.0 at every step: randomising the weights cannot change it",
-                "it falls to about 0 at the first step",
-                "it falls step by step, like Grad-CAM's",
-                "it cannot be computed without gradients",
+                "at the first step, when the dense layer scores is random",
+                "at the second step, when conv3 is random too",
+                "only at the last step, when conv1 is random: until then it is exactly 1",
+                "never: it does not use the class",
             ),
-            answer=0,
-            explanation="a map that never calls the model cannot change when the model does: "
-            "its curve stays at 1, like the edge detector's. A high curve is the failure the "
-            "test looks for, and Guided Backpropagation's stayed high while the top layers were "
-            "random because it, too, largely redraws the image.",
+            answer=2,
+            explanation="conv1's output depends only on the image and conv1's weights, and "
+            "the cascade randomises from the top, so the first three steps leave the map "
+            "untouched (a correlation of exactly 1) and the test fails it at the steps that "
+            "matter most, as it failed Guided Backpropagation, whose map hardly changed while "
+            "scores and conv3 were random. Only the last step, which leaves no trained weight, "
+            "changes it; a curve like that says the map depends on the lowest layer, not on "
+            "what the network learned to decide.",
         ),
         Question(
             "7. Deletion replaces the top-ranked pixels with black (0) first. Our canvases "

@@ -27,6 +27,7 @@ __all__ = [
     "check_cam_from_hooks",
     "check_nested_gradcam",
     "draw_broken_gradcam",
+    "practice_gap_net",
     "practice_nested_model",
 ]
 
@@ -41,52 +42,162 @@ def _array(answer: Any) -> np.ndarray | None:
     return array if array.dtype.kind == "f" and array.size else None
 
 
-def check_cam_from_hooks(answer: Any, model: Any, inputs: Any, layer: Any) -> Feedback:
+def practice_gap_net() -> tuple[Any, Any, Any, Any]:
+    """The CAM check's own PyTorch GAP network, unlike the lesson's in every size.
+
+    ``conv(2 -> 5), ReLU, conv(5 -> 6) -> GAP -> flatten -> Linear(6, 4)``, seeded
+    weights, and three 9 x 9 images whose top classes differ, so that a map of one class
+    for every image shows.
+
+    Returns:
+        ``(model, images (3, 2, 9, 9), layer (the second conv), dense (the Linear))``.
+    """
+    import torch
+    from torch import nn
+
+    generator = torch.Generator().manual_seed(_PRACTICE_SEED)
+    net = nn.Sequential(
+        nn.Conv2d(2, 5, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(5, 6, 3, padding=1),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(6, 4),
+    )
+    with torch.no_grad():
+        for parameter in net.parameters():
+            parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.7)
+    offsets = torch.tensor([-2.0, 0.0, 2.0]).reshape(3, 1, 1, 1)
+    images = torch.rand((3, 2, 9, 9), generator=generator) + offsets
+    return net.eval(), images, net[2], net[5]
+
+
+def _cam_slips(
+    model: Any, inputs: Any, layer: Any, dense: Any
+) -> tuple[np.ndarray, list[tuple[np.ndarray, str]]]:
+    """CAM of each image's top class, and the maps of the usual slips with a hint each."""
+    from ..engine import cam, gradcam, predict
+
+    right = cam(model, inputs, layer=layer).astype(np.float64)
+    top = predict(model, inputs).argmax(axis=1)
+    peak = np.abs(right).reshape(len(right), -1).max(axis=1).reshape(-1, 1, 1)
+    slips = [
+        (np.maximum(right, 0), "CAM keeps its negative values: drop the ReLU."),
+        (
+            gradcam(model, inputs, layer=layer).astype(np.float64),
+            "this is Grad-CAM, not CAM: use the dense layer's weights.",
+        ),
+        (right / np.where(peak > 0, peak, 1.0), "the maps are scaled: do not normalise."),
+        (right / (float(np.abs(right).max()) or 1.0), "the maps are scaled: do not normalise."),
+    ]
+    if len(set(top.tolist())) > 1:
+        first = cam(model, inputs, target=int(top[0]), layer=layer).astype(np.float64)
+        slips.append((first, "every map is of the first image's class: take each image's own."))
+    return right, slips
+
+
+def _run_without_engine(function: Any, *args: Any) -> tuple[np.ndarray | None, Feedback | None]:
+    """Call the learner's function with the package's engine off; its maps, or what went wrong."""
+    try:
+        with _engine_switched_off():
+            result = function(*args)
+    except EngineSwitchedOff as error:
+        return None, feedback(False, str(error))
+    except Exception as error:  # the learner's code: report what broke, whatever it is
+        return None, feedback(False, f"your function raised {type(error).__name__}: {error}")
+    if is_todo(result):
+        return None, feedback(None, "your function still returns TODO: write its body.")
+    maps = _array(result)
+    if maps is None:
+        return None, feedback(False, f"return an array of maps, not {type(result).__name__}.")
+    return maps, None
+
+
+def _compare(
+    maps: np.ndarray, right: np.ndarray, slips: list[tuple[np.ndarray, str]], where: str
+) -> Feedback | None:
+    """None when ``maps`` is ``right``; otherwise the hint of the slip it matches, if any."""
+    if maps.shape != right.shape:
+        if maps.shape == right.shape[1:] or (maps.ndim == 2 and len(right) > 1):
+            return feedback(False, f"{where}: keep the batch axis, one map per image (N, h, w).")
+        for slip, message in slips:
+            if maps.shape == slip.shape:
+                return feedback(False, f"{where}: {message}")
+        return feedback(
+            False, f"{where}: expected maps of shape (N, h, w) = {right.shape}, got {maps.shape}."
+        )
+    scale = float(np.abs(right).max()) or 1.0
+    if np.allclose(maps, right, rtol=1e-4, atol=1e-4 * scale):
+        return None
+    for slip, message in slips:
+        if slip.shape == maps.shape and np.allclose(maps, slip, rtol=1e-4, atol=1e-4 * scale):
+            return feedback(False, f"{where}: {message}")
+    return feedback(False, f"{where}: not right yet.")
+
+
+def check_cam_from_hooks(
+    function: Any, model: Any = None, inputs: Any = None, layer: Any = None, dense: Any = None
+) -> Feedback:
     """Exercise 1: CAM of each image's top class from an activation captured with a hook.
 
-    The right answer is ``sum_k w_k^c A^k`` (no ReLU, not divided by anything), shape
-    ``(N, h, w)``, and no hook may be left on ``layer`` afterwards.
+    ``function(model, inputs, layer, dense)`` must return ``M^c = sum_k w_k^c A^k`` (Zhou
+    et al., CVPR 2016, eq. 2; no ReLU, no scaling), shape ``(N, h, w)``, for each image's
+    top class, and leave no hook on ``layer``. The check runs it on the lesson's network
+    and on :func:`practice_gap_net` with the package's engine switched off (so ``gw.cam``
+    is no way round the hook), and compares with the engine's maps computed beforehand.
 
     Args:
-        answer: the learner's maps, ``(N, h, w)``, numpy or a tensor.
-        model: the lesson's TinyResNet (GAP + one dense layer after ``layer``).
-        inputs: the batch the maps were computed for.
-        layer: the module whose output the dense layer's pooling averages.
+        function: the learner's function.
+        model: the lesson's TinyResNet (GAP + one dense layer after ``layer``); optional.
+        inputs: the lesson's batch.
+        layer: the module whose output the pooling averages.
+        dense: the final ``nn.Linear``.
     """
-    if is_todo(answer):
-        return feedback(None, "replace TODO with your CAM maps, then run this cell.")
-    if getattr(layer, "_forward_hooks", None):
+    if is_todo(function):
+        return feedback(None, "replace TODO with your function, then run this cell.")
+    if not callable(function):
         return feedback(
-            False,
-            f"{len(layer._forward_hooks)} forward hook(s) are still registered on the layer: "
-            "remove the hook in a finally block (handle.remove()), then run your cell again.",
+            False, "pass the function itself: cam_from_hook(model, inputs, layer, dense)."
         )
-    maps = _array(answer)
-    if maps is None:
-        return feedback(False, f"expected an array of maps, got {type(answer).__name__}.")
-    from ..engine import cam, gradcam
-
-    expected = cam(model, inputs, layer=layer).astype(np.float64)
-    if maps.shape != expected.shape:
-        if maps.ndim == 2 and expected.shape[0] == 1 and maps.shape == expected.shape[1:]:
-            return feedback(False, "keep the batch axis: shape (N, h, w).")
-        return feedback(False, f"expected shape {expected.shape} (N, h, w), got {maps.shape}.")
-    scale = float(np.abs(expected).max()) or 1.0
-    if np.allclose(maps, expected, atol=1e-4 * scale):
-        return feedback(True, "that is CAM: the dense weights of the class times the maps.")
-    if np.allclose(maps, np.maximum(expected, 0), atol=1e-4 * scale):
-        return feedback(False, "CAM keeps its negative values: drop the ReLU.")
-    grad = gradcam(model, inputs, layer=layer).astype(np.float64)
-    if np.allclose(maps, grad, atol=1e-4 * scale):
-        return feedback(False, "this is Grad-CAM, not CAM: use the dense layer's weights.")
-    ratio = float(np.abs(maps).max()) / scale
-    if np.allclose(maps * (1 / ratio), expected, atol=1e-3 * scale) and ratio != 1.0:
-        return feedback(False, "the shape is right but the scale is not: do not normalise.")
-    return feedback(
-        False,
-        "not CAM yet. Check that you take the weight row of each image's own top class and "
-        "sum over the channel axis (axis 1 in PyTorch's layout).",
-    )
+    cases = [] if model is None else [(model, inputs, layer, dense)]
+    cases.append(practice_gap_net())
+    for number, (case_model, case_inputs, case_layer, case_dense) in enumerate(cases):
+        where = (
+            "on the lesson's network"
+            if number == 0 and model is not None
+            else "on the check's own network (other sizes, two classes in the batch)"
+        )
+        right, slips = _cam_slips(case_model, case_inputs, case_layer, case_dense)
+        maps, problem = _run_without_engine(
+            function, case_model, case_inputs, case_layer, case_dense
+        )
+        hooks = getattr(case_layer, "_forward_hooks", None)
+        if hooks:
+            count = len(hooks)
+            hooks.clear()  # the check's own models must stay clean for the next run
+            return feedback(
+                False,
+                f"{where}: {count} forward hook(s) were left on the layer (the check removed "
+                "them): remove the hook in a finally block (handle.remove()).",
+            )
+        if problem is not None:
+            return (
+                problem
+                if problem.passed is None
+                else feedback(False, f"{where}: {problem.message}")
+            )
+        assert maps is not None
+        wrong = _compare(maps, right, slips, where)
+        if wrong is not None:
+            if wrong.message.endswith("not right yet."):
+                return feedback(
+                    False,
+                    f"{where}: not CAM yet. Check that you take the weight row of each image's "
+                    "own top class and sum over the channel axis (axis 1 in PyTorch's layout).",
+                )
+            return wrong
+    where = "on the lesson's network and on another one" if model is not None else "on its network"
+    return feedback(True, f"that is CAM, the dense weights of each class times the maps, {where}.")
 
 
 def _hand_gradcam(model: Any, inputs: Any, layer: Any, mistake: str) -> np.ndarray:
@@ -350,29 +461,6 @@ def _nested_slips(
     return right, slips
 
 
-def _run_nested(
-    function: Any, model: Any, images: np.ndarray, backbone_name: str, layer_name: str
-) -> tuple[np.ndarray | None, Feedback | None]:
-    try:
-        with _engine_switched_off():
-            result = function(model, backbone_name, layer_name, images)
-    except EngineSwitchedOff as error:
-        return None, feedback(False, str(error))
-    except Exception as error:  # the learner's code: say what broke, and where to look
-        return None, feedback(
-            False,
-            f"your function raised {type(error).__name__}: {str(error)[:300]} "
-            "(a layer inside the backbone belongs to the backbone's own graph: "
-            "keras.Model can only join tensors of one graph.)",
-        )
-    if is_todo(result):
-        return None, feedback(None, "your function still returns TODO: write its body.")
-    maps = _array(result)
-    if maps is None:
-        return None, feedback(False, f"return an array of maps, not {type(result).__name__}.")
-    return maps, None
-
-
 def check_nested_gradcam(
     function: Any,
     model: Any = None,
@@ -414,7 +502,9 @@ def check_nested_gradcam(
     cases.append(practice_nested_model())
     for number, (case_model, case_images, case_backbone, case_layer) in enumerate(cases):
         right, slips = _nested_slips(case_model, case_images, case_backbone, case_layer)
-        maps, problem = _run_nested(function, case_model, case_images, case_backbone, case_layer)
+        maps, problem = _run_without_engine(
+            function, case_model, case_backbone, case_layer, case_images
+        )
         where = (
             "on the lesson's model"
             if number == 0 and model is not None
@@ -424,36 +514,26 @@ def check_nested_gradcam(
             )
         )
         if problem is not None:
-            return (
-                problem
-                if problem.passed is None
-                else feedback(False, f"{where}: {problem.message}")
-            )
-        assert maps is not None
-        if maps.shape != right.shape:
-            if maps.shape == right.shape[1:] or (maps.ndim == 2 and len(right) > 1):
+            if problem.passed is None:
+                return problem
+            if "raised" in problem.message:
                 return feedback(
-                    False, f"{where}: keep the batch axis, one map per image (N, h, w)."
+                    False,
+                    f"{where}: {problem.message[:400]} (a layer inside the backbone belongs to "
+                    "the backbone's own graph: keras.Model can only join tensors of one graph.)",
                 )
-            for slip, message in slips:
-                if maps.shape == slip.shape:
-                    return feedback(False, f"{where}: {message}")
-            return feedback(
-                False,
-                f"{where}: expected maps of shape (N, h, w) = {right.shape}, got {maps.shape}.",
-            )
-        scale = float(np.abs(right).max()) or 1.0
-        if np.allclose(maps, right, rtol=1e-4, atol=1e-4 * scale):
-            continue
-        for slip, message in slips:
-            if slip.shape == maps.shape and np.allclose(maps, slip, rtol=1e-4, atol=1e-4 * scale):
-                return feedback(False, f"{where}: {message}")
-        return feedback(
-            False,
-            f"{where}: not Grad-CAM yet. Check the score (each image's own top logit), that "
-            "the gradient is of the score with respect to the layer's output, and the axes "
-            "(channels last).",
-        )
+            return feedback(False, f"{where}: {problem.message}")
+        assert maps is not None
+        wrong = _compare(maps, right, slips, where)
+        if wrong is not None:
+            if wrong.message.endswith("not right yet."):
+                return feedback(
+                    False,
+                    f"{where}: not Grad-CAM yet. Check the score (each image's own top logit), "
+                    "that the gradient is of the score with respect to the layer's output, and "
+                    "the axes (channels last).",
+                )
+            return wrong
     where = "on the lesson's model and on another one" if model is not None else "on its model"
     return feedback(
         True,
@@ -530,7 +610,7 @@ QUIZ = Quiz(
             choices=(
                 "identical",
                 "196 times larger",
-                "the same up to scale, but with its peak elsewhere",
+                "similar, but with its peak elsewhere",
                 "zero everywhere",
             ),
         ),
