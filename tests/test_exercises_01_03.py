@@ -215,6 +215,28 @@ def test_check_gradcam_function_refuses_shortcuts(keras_case):
     assert check(expected, model, x, targets, "conv2").passed is False  # not a function
 
 
+def test_check_disagreeing_example():
+    check = lesson02.check_disagreeing_example
+    acts = np.array([[[1.0], [2.0]]])          # (1, 2, 1)
+    grads = np.array([[[3.0], [-1.0]]])        # HiResCAM [3, 0], Grad-CAM [1, 2]
+    assert check(TODO, grads).passed is None
+    assert check(acts, grads)
+    assert check(acts.tolist(), grads.tolist())
+    wrong = [
+        (acts, np.ones_like(acts), "same at every position"),       # constant gradient
+        (-acts, grads, "never negative"),
+        (acts, -np.abs(grads), "zero everywhere"),
+        (acts, np.array([[[1.0], [0.8]]]), "same cell"),             # gradient varies, same argmax
+        (np.ones((1, 2, 1)), np.array([[[1.0], [1.0 + 1e-12]]]), "tie"),
+        (acts, grads[:, :1], "same shape"),
+        (np.ones((1, 1, 3)), np.ones((1, 1, 3)), "two cells"),
+    ]
+    for a, g, phrase in wrong:
+        result = check(a, g)
+        assert result.passed is False, (phrase, result)
+        assert phrase in result.message, (phrase, result)
+
+
 def test_check_hirescam_function():
     check = lesson02.check_hirescam_function
     assert_not_done(check(TODO))
@@ -253,6 +275,11 @@ def test_quizzes_01_02():
                 assert question.check(wrong).passed is False
             else:
                 assert question.check(question.answer + 1).passed is False
+    assert lesson02.QUIZ.check(2, 0.125)
+    assert not lesson02.QUIZ.check(2, 0.5)   # averaged, not kept
+    assert not lesson02.QUIZ.check(2, 0.5 / 196)    # summed over the 49 positions first
+    assert lesson02.QUIZ.check(6, 0.2)
+    assert not lesson02.QUIZ.check(6, 0.8)  # 0.8: per image
 
 
 # ----------------------------------------------------------------------------- lesson 03
