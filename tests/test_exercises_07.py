@@ -364,18 +364,56 @@ def test_quiz_5_position_gradients_change_nothing_before_gap(setup):
     assert lesson07.QUIZ.check(5, "a").passed is True
 
 
-def test_quiz_7_two_forward_passes_give_no_gradient():
+def test_quiz_6_sigmoid_map_is_the_logit_map_scaled(setup):
+    net, x, _layer = setup
+    sigmoid_net = torch.nn.Sequential(net, torch.nn.Sigmoid())
+    # nn.Sigmoid is not a softmax: nothing is stepped over, the map is the sigmoid output's
+    sigmoid_maps = gw.gradcam(sigmoid_net, x, layer="0.1", allow_probabilities=True)
+    logit_maps = gw.gradcam(net, x, layer="1")
+    with torch.no_grad():
+        s = torch.sigmoid(net(x)).max(dim=1).values.numpy()
+    assert logit_maps.max() > 0
+    factor = (s * (1 - s))[:, None, None]
+    np.testing.assert_allclose(
+        sigmoid_maps, factor * logit_maps, rtol=1e-4, atol=1e-6 * logit_maps.max()
+    )
+    assert lesson07.QUIZ.check(6, "b").passed is True
+    for wrong in "acd":
+        assert lesson07.QUIZ.check(6, wrong).passed is False
+
+
+def test_quiz_7_only_two_forward_passes_give_no_gradient():
     keras = pytest.importorskip("keras")
     tf = pytest.importorskip("tensorflow")
-    model, images, _, _ = lesson07.practice_nested_model()
-    trunk = model.get_layer("trunk")
-    features = keras.Model(trunk.inputs, trunk.get_layer("c2").output)
-    with tf.GradientTape() as tape:
-        a = features(images * 0.5)
-        logits = model(images)
-        score = tf.reduce_sum(logits[:, 0])
+    inputs = keras.Input((8, 8, 1))
+    conv = keras.layers.Conv2D(3, 3, padding="same", name="conv")(inputs)
+    pooled = keras.layers.GlobalAveragePooling2D(name="gap")(conv)
+    net = keras.Model(inputs, keras.layers.Dense(4, name="dense")(pooled))
+    sub = keras.Model(net.input, [net.get_layer("conv").output, net.output])
+    images = tf.random.uniform((2, 8, 8, 1), seed=0)
+
+    def score_of(logits):
+        return tf.reduce_sum(logits[:, 0])
+
+    with tf.GradientTape() as tape:  # (a): the head run on A inside the tape
+        a, _ = sub(images)
+        score = score_of(net.get_layer("dense")(net.get_layer("gap")(a)))
+    assert tape.gradient(score, a) is not None
+    with tf.GradientTape() as tape:  # (b): sub built before, called inside
+        a, logits = sub(images)
+        score = score_of(logits)
+    assert tape.gradient(score, a) is not None
+    with tf.GradientTape() as tape:  # (c): two forward passes
+        a, _ = sub(images)
+        score = score_of(net(images))
     assert tape.gradient(score, a) is None
-    assert lesson07.QUIZ.check(7, "a").passed is True
+    with tf.GradientTape() as tape:  # (d): gradient asked after the with block
+        a, logits = sub(images)
+        score = score_of(logits)
+    assert tape.gradient(score, a) is not None
+    assert lesson07.QUIZ.check(7, "c").passed is True
+    for wrong in "abd":
+        assert lesson07.QUIZ.check(7, wrong).passed is False
 
 
 def test_quiz_has_seven_questions_each_with_an_explanation_and_no_leaked_answer():
@@ -384,7 +422,8 @@ def test_quiz_has_seven_questions_each_with_an_explanation_and_no_leaked_answer(
         question = lesson07.QUIZ[number]
         assert question.explanation
         assert question.explanation not in repr(question)
-    assert lesson07.QUIZ.check(3, 197).passed is True
-    assert lesson07.QUIZ.check(3, 196).passed is False
+    assert lesson07.QUIZ.check(3, 14).passed is True
+    assert lesson07.QUIZ.check(3, 16).passed is False  # the grid's side, not the patch's
+    assert lesson07.QUIZ.check(3, 257).passed is False
     assert lesson07.QUIZ.check(1, "b").passed is True
     assert lesson07.QUIZ.check(1, "a").passed is False

@@ -575,10 +575,14 @@ QUIZ = Quiz(
             ),
         ),
         Question(
-            "In a ViT with one class token and a 14 x 14 grid of patches, how many tokens does "
-            "a block output per image?",
-            answer=197,
-            explanation="14 * 14 = 196 patch tokens plus 1 class token = 197.",
+            "A ViT with one class token turns a 224 x 224 image into patches; each block "
+            "outputs tokens of shape (N, 257, C). How many pixels wide is one patch?",
+            answer=14,
+            explanation=(
+                "257 tokens = 1 class token + 256 patch tokens, a 16 x 16 grid; 224 pixels / "
+                "16 patches = 14 pixels per patch. tokens_to_grid for this model drops index 0 "
+                "and reshapes the rest to (N, 16, 16, C)."
+            ),
         ),
         Question(
             "A ViT without a class token feeds the head the mean of all its patch tokens after "
@@ -615,35 +619,45 @@ QUIZ = Quiz(
             ),
         ),
         Question(
-            "Your multi-label model returns torch.sigmoid(logits) from forward: one probability "
-            "per class, rows that do not sum to 1. Will the engine refuse it as it refused the "
-            "softmax model?",
+            "Your multi-label model returns s = torch.sigmoid(logits). For one image, the "
+            "class c has s_c = 0.99. Compared with the Grad-CAM map of the logit y^c at the "
+            "same layer, the map of s_c (computed with allow_probabilities=True) is",
             answer=1,
             explanation=(
-                "no: the check recognises rows that are non-negative and sum to 1, a softmax. "
-                "Sigmoid outputs pass it, and their gradient vanishes when they saturate, as "
-                "the softmax's does. Pass the logits yourself: the check is a safety net, "
-                "not a proof."
+                "ds_c/dA = s_c (1 - s_c) dy^c/dA: one positive number, 0.0099 here, times the "
+                "logit's gradient. The channel weights shrink by that factor and the ReLU keeps "
+                "the shape, so the map is the logit's map scaled down, vanishing as s_c "
+                "saturates. Unlike the softmax, a sigmoid involves no other class. The engine "
+                "refuses only outputs whose rows look like a softmax (non-negative, summing to "
+                "1), which a sigmoid's rows may or may not do: pass the logits yourself."
             ),
             choices=(
-                "yes: every probability output is refused",
-                "no: only rows that sum to 1 are recognised, so pass the logits yourself",
+                "identical to the logit's map",
+                "the logit's map times about 0.01: the same shape, nearly vanished",
+                "a different shape: the other classes' gradients are mixed in, as with a softmax",
+                "the logit's map times 0.99",
             ),
         ),
         Question(
-            "In your Keras Grad-CAM, tape.gradient(score, A) returns None. Which code does that?",
-            answer=0,
+            "In your Keras Grad-CAM, tape.gradient(score, A) returns None. Which of these "
+            "codes does that? (sub = keras.Model(net.input, [conv.output, net.output]), built "
+            "before the tape.)",
+            answer=2,
             explanation=(
-                "a tape differentiates along the computation it recorded. With two forward "
-                "passes, the score was computed from the images by another path, never from "
-                "this A, so A does not reach the score and the gradient is None. One model "
-                "with two outputs gives A and the scores of the same pass."
+                "a tape differentiates along the operations it recorded. In (c) the score "
+                "comes from a second forward pass that starts again from the images and never "
+                "uses this A, so no recorded path leads from A to the score: None. In (a) the "
+                "head is run on A itself inside the tape, a path exists. In (b) the tape "
+                "records while the sub-model (built earlier) runs, which is all it needs. In "
+                "(d) tape.gradient is called after the with block: recording has stopped, but "
+                "what was recorded is kept."
             ),
             choices=(
-                "A = features(x) and logits = model(x): two separate forward passes in the tape",
-                "the model's last Dense layer has no softmax",
-                "the layer has a ReLU activation, so some of its gradients are zero",
-                "the batch holds a single image",
+                "A, _ = sub(x), then logits = net.get_layer('dense')(net.get_layer('gap')(A)), "
+                "all inside the tape",
+                "sub is built before the tape and only called inside it",
+                "A, _ = sub(x) and logits = net(x), both inside the tape",
+                "tape.gradient(score, A) is called after the with block has ended",
             ),
         ),
     ]
