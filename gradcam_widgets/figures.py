@@ -376,7 +376,7 @@ def weighted_sum(
     axes[1, len(chosen) + 1].set_title(f"$= \\sum_k {tex}_k A^k$", fontsize=8)
     if relu:
         axes[1, -1].imshow(np.maximum(total, 0.0), cmap="jet")
-        axes[1, -1].set_title("ReLU(sum)", fontsize=8)
+        axes[1, -1].set_title("ReLU(sum)\njet, own scale", fontsize=8)
     if image is not None:
         axes[0, -1].imshow(image, cmap="gray" if np.ndim(image) == 2 else None)
         axes[0, -1].set_title("input", fontsize=8)
@@ -385,6 +385,7 @@ def weighted_sum(
     for axis in axes[0, len(chosen) :]:
         if not axis.images:
             axis.set_visible(False)
-    figure.colorbar(shown, ax=list(axes[1]), fraction=0.02, pad=0.01)
+    # the red-blue scale belongs to the weighted maps and their sum, not to the ReLU panel
+    figure.colorbar(shown, ax=list(axes[1, : len(chosen) + 2]), fraction=0.02, pad=0.01)
     figure.suptitle(f"top row: single feature maps $A^k$; bottom row: ${tex}_k A^k$, added up")
     return figure

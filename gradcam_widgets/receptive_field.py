@@ -22,7 +22,7 @@ import numpy as np
 
 from .backends import backend_for, is_model
 
-__all__ = ["Field", "grow", "measured", "near_share", "receptive_fields"]
+__all__ = ["Field", "grow", "measured", "near_share", "receptive_fields", "seen_by"]
 
 
 @dataclass(frozen=True)
@@ -58,6 +58,36 @@ def grow(stack: Sequence[tuple[int, int]]) -> list[Field]:
         jump *= stride
         fields.append(Field(size, jump))
     return fields
+
+
+def seen_by(field: Field, cell: int) -> tuple[int, int]:
+    """The first and last input pixel (along one axis) that cell ``cell`` of a layer sees.
+
+    For a chain of ``same``-padded convolutions with odd kernels and poolings whose
+    kernel equals their stride (the lessons' digit networks), cell ``i`` is centred on
+    pixel ``jump * i + (jump - 1) / 2`` and sees ``size`` pixels around it:
+
+    ``first = jump * i - (size - jump) / 2``, ``last = first + size - 1``.
+
+    Pixels outside the image (negative, or past its side) are the padding's zeros.
+
+    Args:
+        field: the layer's :class:`Field` (from :func:`receptive_fields`).
+        cell: the cell's index along the axis (a map row or a map column).
+
+    Returns:
+        ``(first, last)`` input pixel indices, inclusive.
+
+    Raises:
+        ValueError: ``size - jump`` is odd, so the field has no centred placement.
+    """
+    if (field.size - field.jump) % 2:
+        raise ValueError(
+            f"a field of size {field.size} and jump {field.jump} is not centred on its cell; "
+            "seen_by() covers same-padded chains (odd kernels, pooling kernel = stride)."
+        )
+    first = field.jump * int(cell) - (field.size - field.jump) // 2
+    return first, first + field.size - 1
 
 
 def _backend(model: Any) -> Any:

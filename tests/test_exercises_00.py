@@ -132,6 +132,8 @@ def test_quiz_has_five_to_eight_questions_with_explanations():
     assert not lesson00.QUIZ.check(2, 1.5)  # the ratio of the scores
     assert lesson00.QUIZ.check(4, 16)
     assert not lesson00.QUIZ.check(4, 4)  # cells per side
+    assert lesson00.QUIZ.check(1, 0.5)
+    assert not lesson00.QUIZ.check(1, 0.15 / 12)  # scaled by the other map's maximum
 
 
 def test_a_printed_question_shows_no_answer():

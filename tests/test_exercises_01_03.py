@@ -215,6 +215,28 @@ def test_check_gradcam_function_refuses_shortcuts(keras_case):
     assert check(expected, model, x, targets, "conv2").passed is False  # not a function
 
 
+def test_check_disagreeing_example():
+    check = lesson02.check_disagreeing_example
+    acts = np.array([[[1.0], [2.0]]])          # (1, 2, 1)
+    grads = np.array([[[3.0], [-1.0]]])        # HiResCAM [3, 0], Grad-CAM [1, 2]
+    assert check(TODO, grads).passed is None
+    assert check(acts, grads)
+    assert check(acts.tolist(), grads.tolist())
+    wrong = [
+        (acts, np.ones_like(acts), "same at every position"),       # constant gradient
+        (-acts, grads, "never negative"),
+        (acts, -np.abs(grads), "zero everywhere"),
+        (acts, np.array([[[1.0], [0.8]]]), "same cell"),             # gradient varies, same argmax
+        (np.ones((1, 2, 1)), np.array([[[1.0], [1.0 + 1e-12]]]), "tie"),
+        (acts, grads[:, :1], "same shape"),
+        (np.ones((1, 1, 3)), np.ones((1, 1, 3)), "two cells"),
+    ]
+    for a, g, phrase in wrong:
+        result = check(a, g)
+        assert result.passed is False, (phrase, result)
+        assert phrase in result.message, (phrase, result)
+
+
 def test_check_hirescam_function():
     check = lesson02.check_hirescam_function
     assert_not_done(check(TODO))
@@ -253,6 +275,11 @@ def test_quizzes_01_02():
                 assert question.check(wrong).passed is False
             else:
                 assert question.check(question.answer + 1).passed is False
+    assert lesson02.QUIZ.check(2, 0.125)
+    assert not lesson02.QUIZ.check(2, 0.5)   # averaged, not kept
+    assert not lesson02.QUIZ.check(2, 0.5 / 196)    # summed over the 49 positions first
+    assert lesson02.QUIZ.check(6, 0.2)
+    assert not lesson02.QUIZ.check(6, 0.8)  # 0.8: per image
 
 
 # ----------------------------------------------------------------------------- lesson 03
@@ -378,44 +405,18 @@ def test_check_receptive_field_sizes():
             assert str(right(list(stack))) not in message
 
 
-def test_colleague_gradcam_differentiates_the_softmax():
-    torch = pytest.importorskip("torch")
-    from torch import nn
-
-    import gradcam_widgets as gw
-
-    torch.manual_seed(0)
-    model = nn.Sequential(
-        nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 5)
-    ).eval()
-    inputs = torch.randn(3, 1, 6, 6)
-    # an independent computation: autograd of the softmax probability
-    captured = {}
-    handle = model[1].register_forward_hook(lambda m, a, out: captured.setdefault("A", out))
-    try:
-        probs = torch.softmax(model(inputs), dim=1)
-    finally:
-        handle.remove()
-    activations = captured["A"]
-    target = [1, 3, 0]
-    (grads,) = torch.autograd.grad(probs[torch.arange(3), target].sum(), activations)
-    weights = grads.mean(dim=(2, 3))
-    expected = torch.relu(torch.einsum("nk,nkhw->nhw", weights, activations)).detach().numpy()
-    theirs = lesson03.colleague_gradcam(model, inputs.numpy(), target=target, layer="1")
-    np.testing.assert_allclose(theirs, expected, rtol=1e-4, atol=1e-7)
-    ours = gw.gradcam(model, inputs.numpy(), target=target, layer="1")
-    assert not np.allclose(theirs / theirs.max(), ours / ours.max(), atol=1e-3)
-
-
-def test_lesson03_diagnosis_and_quiz():
-    assert lesson03.check_diagnosis(TODO).passed is None
-    assert lesson03.check_diagnosis("c")
-    for letter, phrase in [("a", "one image alone"), ("b", "smallest"), ("d", "shapes"),
-                           ("z", "letters")]:
-        _wrong(lesson03.check_diagnosis(letter), phrase)
+def test_lesson03_quiz():
+    # the diagnose exercise's checks: tests/test_exercises_slips.py
     quiz = lesson03.QUIZ
     assert 5 <= len(quiz) <= 8
-    assert quiz.score({1: "b", 2: 10, 3: 0.16, 4: "c", 5: "b", 6: "c"}) == len(quiz)
-    assert not quiz.check(2, 7)
+    assert quiz.score({1: "b", 2: 10, 3: 0.12, 4: 5, 5: "b", 6: "c", 7: "c"}) == len(quiz)
+    assert not quiz.check(2, 7)  # no jump: 3 + 2 + 1 + 2
     assert not quiz.check(2, 22)
-    assert not quiz.check(3, 0.5)
+    assert not quiz.check(3, 0.1)  # the ink's area: a map even over the whole image
+    assert not quiz.check(3, 0.06)  # forgot to divide by the top half's area
+    assert not quiz.check(4, 10)  # the whole field, not half of it
+    assert not quiz.check(4, 4)  # 5 + 1 + 2 = 8 without the jump
+    assert not quiz.check(6, "a")  # subtracting finished maps
+    # the right choices are not copied from the lesson's sentences: each needs the numbers
+    for number in range(1, len(quiz) + 1):
+        assert quiz[number].explanation

@@ -259,34 +259,46 @@ def test_draw_mysteries_gives_different_mistakes(gradcam_net):
 # ----------------------------------------------------------------------------- the other new checks
 
 
-def test_check_row_lead():
+def test_check_seen_lead():
+    from gradcam_widgets.receptive_field import grow
+
+    field = grow([(3, 1), (2, 2), (3, 1), (2, 2), (3, 1)])[-1]   # lesson 01's conv3: 18 px, jump 4
     rng = np.random.default_rng(0)
     features = rng.random((7, 7, 64)).astype(np.float32)
     weights = rng.normal(size=(64, 10)).astype(np.float32)
-    check = lesson01.check_row_lead
+    check = lesson01.check_seen_lead
     every = features.astype(np.float64) @ weights.astype(np.float64)
     lead = (every[..., 4] - every[..., 9]) / 49
-    right = float(lead[1].sum())
-    assert check(TODO, features, weights, 4, 9, pixel_rows=(5, 6)).passed is None
-    assert check(right, features, weights, 4, 9, pixel_rows=(5, 6))
-    assert check(np.float32(right), features[np.newaxis], weights, 4, 9, pixel_rows=(5, 6))
+    per_row = lead.sum(axis=1)
+    right = float(per_row[:4].sum())   # rows 0-3 see pixel rows 5-6 (row i sees 4i-7 .. 4i+10)
+    np.testing.assert_allclose(lesson01.lead_rows(features, weights, 4, 9), per_row, rtol=1e-6)
+
+    def run(answer, rows=(5, 6), maps=features):
+        return check(answer, maps, weights, 4, 9, pixel_rows=rows, field=field)
+
+    assert run(TODO).passed is None
+    assert run(right)
+    assert run(np.float32(right), maps=features[np.newaxis])
     wrong = {
         -right: "wrong sign",
         right * 49: "average",
-        float(lead.sum()): "whole map",
-        float(lead[:, 1].sum()): "column",
-        float(every[1, :, 4].sum() / 49): "one class",
-        float(lead[5].sum()): "another row",  # pixel row 5 read as a map row
-        right + 1.0: "not that number",
+        right / float(per_row.sum()): "share",
+        float(per_row.sum()): "whole map",
+        float(lead[:, :4].sum()): "columns",
+        float(every[:4, :, 4].sum() / 49): "one class",
+        float(per_row[1]): "one stride per row",   # the stride reading: pixel rows 5-6 -> row 1
+        float(per_row[:3].sum()): "block of rows",  # rows 0-2
+        float(per_row[1:4].sum()): "block of rows",
+        right + 0.0371: "not that number",
     }
     for answer, phrase in wrong.items():
-        result = check(answer, features, weights, 4, 9, pixel_rows=(5, 6))
+        result = run(answer)
         assert result.passed is False, (answer, result)
         assert phrase in result.message, (answer, result)
         assert f"{right:.2f}" not in result.message
-    assert check(lead[1], features, weights, 4, 9, pixel_rows=(5, 6)).passed is False  # a row
-    assert check(float(lead[0].sum()), features, weights, 4, 9, pixel_rows=(2, 3))  # map row 0
-    assert check("1.5", features, weights, 4, 9, pixel_rows=(5, 6)).passed is False
+    assert run(lead[1]).passed is False  # a row, not a number
+    assert run(float(per_row[4:].sum()), rows=(25, 26))  # rows 4-6 see the bottom pixel rows
+    assert run("1.5").passed is False
 
 
 def test_check_taylor_error(gradcam_net):

@@ -183,3 +183,29 @@ def test_receptive_field_reads_no_framework():
     assert not imported & {"torch", "keras", "tensorflow", "jax"}
     names = {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant)}
     assert not names & {"torch", "keras", "tensorflow", "jax"}
+
+
+def test_seen_by_by_hand_and_against_gradients():
+    """seen_by() gives the pixels a cell depends on: by hand, then measured exactly."""
+    field = rf.grow([(3, 1), (2, 2), (3, 1), (2, 2), (3, 1)])[-1]   # lesson 01's conv3
+    assert (field.size, field.jump) == (18, 4)
+    assert rf.seen_by(field, 0) == (-7, 10)
+    assert rf.seen_by(field, 3) == (5, 22)
+    with pytest.raises(ValueError, match="not centred"):
+        rf.seen_by(rf.Field(size=4, jump=1), 0)
+    # the same chain with positive weights and average pooling, so no pixel of the
+    # field can have a zero gradient by chance: the support is the field, clipped
+    model = nn.Sequential(
+        nn.Conv2d(1, 1, 3, padding=1), nn.AvgPool2d(2), nn.Conv2d(1, 1, 3, padding=1),
+        nn.AvgPool2d(2), nn.Conv2d(1, 1, 3, padding=1),
+    )
+    with torch.no_grad():
+        for layer in model:
+            if isinstance(layer, nn.Conv2d):
+                layer.weight.fill_(1.0)
+    for cell in range(7):
+        inputs = torch.ones((1, 1, 28, 28), requires_grad=True)
+        model(inputs)[0, 0, cell, 3].backward()
+        rows = np.nonzero(inputs.grad[0, 0].abs().sum(axis=1).numpy())[0]
+        first, last = rf.seen_by(field, cell)
+        assert (rows.min(), rows.max()) == (max(first, 0), min(last, 27))

@@ -197,19 +197,17 @@ def occlusion_outcome(before: float, after: float) -> str:
 QUIZ = Quiz(
     [
         Question(
-            "1. Two heatmaps at `head`: one for *Egyptian cat* (79 %), one for *plastic bag* "
-            "(0.1 %). Both have their brightest cell at the same spot of the cat. What follows?",
-            answer=1,
-            choices=(
-                "That spot holds as much evidence for *plastic bag* as for *Egyptian cat*.",
-                "Each class's evidence, however much there is, lies mostly at that spot; how "
-                "much evidence each class has is in the scores, not in the colours.",
-                "The network takes that part of the cat for a plastic bag.",
-            ),
+            "1. Before scaling, the `head` map of *plastic bag* has its largest cell at 0.3 "
+            "and the map of *Egyptian cat* at 12. A cell of the *plastic bag* map holds 0.15. "
+            "Where does the Explorer draw that cell on the colour scale, from 0 (darkest) to 1 "
+            "(brightest)? (one decimal)",
+            answer=0.5,
+            tolerance=0.01,
             explanation=(
-                "each map is scaled to its own maximum before it is coloured, so a weak class "
-                "can look as bright as the winner. The caption's score and probability carry "
-                "the amount; the map carries the place."
+                "each map is divided by its own maximum before it is coloured: 0.15 / 0.3 = "
+                "0.5. A cell of 6 in the cat's map is drawn at the same colour, with forty times "
+                "as much behind it. The map carries the place; the caption's score and "
+                "probability carry the amount."
             ),
         ),
         Question(

@@ -23,8 +23,9 @@ __all__ = [
     "check_class_score",
     "check_colleague",
     "check_contrast_map",
-    "check_row_lead",
+    "check_seen_lead",
     "draw_colleague",
+    "lead_rows",
     "occlusion_outcome",
 ]
 
@@ -122,21 +123,32 @@ def check_contrast_map(
     )
 
 
-def check_row_lead(
+def _rows_seeing(field: Any, pixel_rows: tuple[int, ...], height: int) -> list[int]:
+    """The map rows whose receptive field holds at least one of ``pixel_rows``."""
+    from ..receptive_field import seen_by
+
+    low, high = min(pixel_rows), max(pixel_rows)
+    fields = [seen_by(field, row) for row in range(height)]
+    return [row for row, (first, last) in enumerate(fields) if first <= high and last >= low]
+
+
+def check_seen_lead(
     answer: Any,
     features: np.ndarray,
     weights: np.ndarray,
     first: int,
     second: int,
     pixel_rows: tuple[int, ...],
+    field: Any,
     input_side: int = 28,
 ) -> Feedback:
-    """Exercise 1: how much the map row over some pixel rows adds to ``y^first - y^second``.
+    """Exercise 1: the part of ``y^first - y^second`` from the map rows that see some pixel rows.
 
-    The map row is ``pixel_row * h // input_side`` (the map's grid is the input's, coarser
-    by the layer's stride), and the answer is ``(1/Z) sum_j (M^first - M^second)_{row, j}``
-    with ``M^c = sum_k w_k^c A^k`` and ``Z = h * w``: the row's part of the difference of
-    the two scores (the biases belong to no position).
+    A map row ``i`` sees the input's pixel rows ``seen_by(field, i)`` (its receptive
+    field, wider than the stride). The answer is
+    ``(1/Z) sum_{i in R} sum_j (M^first - M^second)_{ij}`` with ``M^c = sum_k w_k^c A^k``,
+    ``Z = h * w`` and ``R`` the rows whose field holds one of ``pixel_rows``: those
+    rows' part of the difference of the two scores (the biases belong to no position).
 
     Args:
         answer: the learner's number.
@@ -145,7 +157,8 @@ def check_row_lead(
         weights: the dense layer's kernel, ``(K, classes)``.
         first: the class the lead is for.
         second: the class it is compared with.
-        pixel_rows: the input's pixel rows the exercise names (all under one map row).
+        pixel_rows: the input's pixel rows the exercise names.
+        field: the layer's :class:`~gradcam_widgets.receptive_field.Field`.
         input_side: the input's height in pixels.
     """
     if is_todo(answer):
@@ -153,7 +166,7 @@ def check_row_lead(
     if np.asarray(answer, dtype=object).size != 1:
         return feedback(
             False,
-            "expected one number: the row's part of the lead, not the map or the row itself.",
+            "expected one number: the rows' part of the lead, not a map or a list of rows.",
         )
     value = as_number(answer)
     if value is None:
@@ -161,11 +174,12 @@ def check_row_lead(
     maps = _one_map(features)
     kernel = np.asarray(weights, dtype=np.float64)
     height, width, _ = maps.shape
-    (row,) = {int(pixel) * height // input_side for pixel in pixel_rows}
+    rows = _rows_seeing(field, pixel_rows, height)
     positions = height * width
     every_class = maps @ kernel  # (h, w, classes)
     lead = (every_class[..., first] - every_class[..., second]) / positions
-    expected = float(lead[row].sum())
+    per_row = lead.sum(axis=1)
+    expected = float(per_row[rows].sum())
 
     def near(a: float, b: float) -> bool:
         return bool(np.isclose(a, b, rtol=1e-3, atol=1e-3))
@@ -173,8 +187,9 @@ def check_row_lead(
     if near(value, expected):
         return feedback(
             True,
-            "each cell of (M^first - M^second) / Z is that position's part of the score gap; "
-            "a row's part is the sum of its cells. Compare it with the other rows' parts.",
+            "each cell of (M^first - M^second) / Z is that position's part of the score gap, "
+            "and every row whose receptive field holds the pixels counts. Compare it with the "
+            "whole lead: what share is it?",
         )
     if near(value, -expected):
         return feedback(False, "right size, wrong sign: first class minus the second.")
@@ -183,25 +198,65 @@ def check_row_lead(
             False,
             "the score is the map's average, not its sum: each cell counts 1/Z of its value.",
         )
-    if near(value, float(lead.sum())):
-        return feedback(False, "that is the whole map's lead; the question asks about one row.")
-    if near(value, float(lead[:, row].sum())):
-        return feedback(False, "that is a column of the map. Rows run from top to bottom.")
+    total = float(per_row.sum())
+    if total and near(value, expected / total):
+        return feedback(
+            False, "that is a share of the lead; give the part itself, in score units."
+        )
+    if near(value, total):
+        return feedback(
+            False, "that is the whole map's lead; keep only the rows that see the pixels."
+        )
+    if near(value, float(lead[:, rows].sum())):
+        return feedback(False, "those are columns of the map. Rows run from top to bottom.")
     for own in (every_class[..., first], every_class[..., second]):
-        if near(value, float(own[row].sum()) / positions):
+        if near(value, float(own[rows].sum()) / positions):
             return feedback(False, "that is one class's part alone; the lead is a difference.")
-    for other in range(height):
-        if other != row and near(value, float(lead[other].sum())):
-            return feedback(
-                False,
-                "that is another row of the map. Which map row lies over the pixel rows the "
-                "question names? The map has one row for every few pixel rows of the input.",
-            )
+    under = sorted({int(pixel) * height // input_side for pixel in pixel_rows})
+    if near(value, float(per_row[under].sum())):
+        return feedback(
+            False,
+            "that is only the row that lies over those pixels, one stride per row. A cell sees "
+            f"{field.size} x {field.size} pixels, not {field.jump}: which rows' fields hold the "
+            "pixels?",
+        )
+    for low in range(height):
+        for high in range(low, height):
+            span = list(range(low, high + 1))
+            if span != rows and near(value, float(per_row[span].sum())):
+                return feedback(
+                    False,
+                    "a block of rows, but not the right one: check the first and the last row "
+                    "whose receptive field holds one of the pixel rows.",
+                )
     return feedback(
         False,
         "not that number. Build the map of the score gap from the CAMs of the two classes, "
-        "then add up the cells of the row, each counting 1/Z.",
+        "find the rows whose receptive field holds the pixel rows, and add up their cells, "
+        "each counting 1/Z.",
     )
+
+
+def lead_rows(
+    features: np.ndarray, weights: np.ndarray, first: int, second: int
+) -> np.ndarray:
+    """Each map row's part of ``y^first - y^second`` (biases aside), for the discussion.
+
+    ``(1/Z) sum_j (M^first - M^second)_{ij}`` for every row ``i``, with
+    ``M^c = sum_k w_k^c A^k``.
+    Calling it before exercise 1 skips the exercise.
+
+    Args:
+        features: the last convolution's output for one image, ``(h, w, K)``.
+        weights: the dense layer's kernel, ``(K, classes)``.
+        first: the class the lead is for.
+        second: the class it is compared with.
+    """
+    maps = _one_map(features)
+    every_class = maps @ np.asarray(weights, dtype=np.float64)
+    positions = maps.shape[0] * maps.shape[1]
+    lead = (every_class[..., first] - every_class[..., second]) / positions
+    return np.asarray(lead.sum(axis=1))
 
 
 def _pooled_maps(model: Any, inputs: Any, target: int) -> tuple[np.ndarray, np.ndarray]:
@@ -549,17 +604,21 @@ QUIZ = Quiz(
             ),
         ),
         Question(
-            "7. A CAM says the evidence for 7 lies on the digit's top bar. Which experiment "
-            "tests that claim with the model itself?",
-            answer=2,
+            "7. The CAM of a 7 says its top three rows add +2.0 to the score. You paint those "
+            "rows grey and run the network: the score of 7 falls by 5.0. What follows?",
+            answer=1,
             choices=(
-                "Draw the overlay with a higher alpha.",
-                "Compute the CAM of another class.",
-                "Erase or change the bar and check that the score of 7 falls.",
+                "The map was wrong: the top rows held more than +2.0.",
+                "Nothing against the map: it accounts for the image as it was. The grey image "
+                "is a new image, and the grey brings evidence of its own (here against 7); the "
+                "edit shows what the network does with that change.",
+                "The score identity y = mean(M) + b failed for the grey image.",
             ),
             explanation=(
-                "an occlusion test: edit the region the map points at and see whether the "
-                "scores move as the map says. The other two only redraw the same claim."
+                "the identity holds for every image, the grey one too: its own CAM would show "
+                "where the new evidence lies. An edit removes what was there and adds what "
+                "replaces it, so its effect is not the part the map gave those positions "
+                "(exercise 2: the bar changed the rows that see it by more than they held)."
             ),
         ),
     ]

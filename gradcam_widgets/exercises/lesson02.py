@@ -25,6 +25,7 @@ __all__ = [
     "QUIZ",
     "TODO",
     "check_diagnosis",
+    "check_disagreeing_example",
     "check_gradcam_function",
     "check_hirescam_function",
     "check_taylor_error",
@@ -332,6 +333,69 @@ def _score_of_switched_off_layer(model: Any, layer: str, target: int) -> float:
     return float(engine.predict(rest, zeros)[0, target])  # the score before the softmax
 
 
+def check_disagreeing_example(activations: Any, gradients: Any) -> Feedback:
+    """Exercise 2 (a): arrays on which HiResCAM and Grad-CAM put their hottest cell apart.
+
+    HiResCAM is ``ReLU(sum_k G^k (.) A^k)``, Grad-CAM ``ReLU(sum_k mean(G^k) A^k)``; they
+    are proportional whenever each channel's gradient is the same at every position, so
+    an example must make the gradient vary over the positions.
+
+    Args:
+        activations: the learner's ``A``, ``(h, w, K)``, non-negative (as after a ReLU).
+        gradients: the learner's ``dy/dA``, the same shape.
+    """
+    if is_todo(activations) or is_todo(gradients):
+        return feedback(None, "replace both TODOs with arrays of shape (h, w, K).")
+    try:
+        acts = np.asarray(activations, dtype=np.float64)
+        grads = np.asarray(gradients, dtype=np.float64)
+    except (TypeError, ValueError):
+        return feedback(False, "expected two numeric arrays of shape (h, w, K).")
+    if acts.ndim != 3 or acts.shape != grads.shape:
+        return feedback(
+            False,
+            f"expected two arrays of the same shape (h, w, K), got {acts.shape} and "
+            f"{grads.shape}.",
+        )
+    if acts.shape[0] * acts.shape[1] < 2:
+        return feedback(False, "a map needs at least two cells for its hottest cell to move.")
+    if not (np.all(np.isfinite(acts)) and np.all(np.isfinite(grads))):
+        return feedback(False, "your arrays contain NaN or infinite values.")
+    if acts.min() < 0:
+        return feedback(False, "activations after a ReLU are never negative: keep A >= 0.")
+    hires = np.maximum((acts * grads).sum(axis=-1), 0.0)
+    gradcam = np.maximum(acts @ grads.mean(axis=(0, 1)), 0.0)
+    if hires.max() <= 0 or gradcam.max() <= 0:
+        return feedback(
+            False,
+            "one of the two maps is zero everywhere: it has no hottest cell. Make both "
+            "positive somewhere.",
+        )
+    hottest = [np.flatnonzero(m >= m.max() * (1 - 1e-9)) for m in (hires, gradcam)]
+    if len(hottest[0]) > 1 or len(hottest[1]) > 1:
+        return feedback(
+            False, "a map has a tie for its hottest cell; make each map's maximum unique."
+        )
+    if np.allclose(grads, grads.mean(axis=(0, 1), keepdims=True)):
+        return feedback(
+            False,
+            "each channel's gradient is the same at every position: then the two maps are "
+            "the same map (section 4.2). What must change from cell to cell?",
+        )
+    if hottest[0][0] == hottest[1][0]:
+        return feedback(
+            False,
+            "both maps are hottest in the same cell. Where is a channel's activation large, "
+            "and is its gradient large there too?",
+        )
+    return feedback(
+        True,
+        "HiResCAM follows each position's own gradient; Grad-CAM gives a channel one weight "
+        "everywhere, so a channel that helps in one place and hurts in another is summarised "
+        "by a single number.",
+    )
+
+
 def check_taylor_error(answer: Any, model: Any, inputs: Any, target: int, layer: str) -> Feedback:
     """Exercise 2b: how far the first-order expansion of Step 2 is from exact at ``layer``.
 
@@ -549,12 +613,15 @@ QUIZ = Quiz(
             ),
         ),
         Question(
-            "2. Grad-CAM at layer conv2 of lesson 01's network, whose output is 14 x 14 x 32: "
-            "over how many numbers is each gradient averaged to give one alpha_k?",
-            answer=196,
+            "2. At layer conv2 of lesson 01's network (output 14 x 14 x 32), the gradient "
+            "dy^7/dA^k of one channel k is 0.5 at 49 positions and 0 at all the others. What "
+            "is alpha_k^7?",
+            answer=0.125,
+            tolerance=1e-6,
             explanation=(
-                "Z = h * w = 14 * 14 = 196 positions of one channel; the 32 channels each get "
-                "their own average."
+                "alpha_k = (1/Z) sum_ij dy/dA^k_ij with Z = 14 * 14 = 196 positions: "
+                "0.5 * 49 / 196 = 0.125. The average spreads a gradient that lives on a quarter "
+                "of the map over all of it: what HiResCAM keeps and Grad-CAM loses."
             ),
         ),
         Question(
@@ -599,18 +666,16 @@ QUIZ = Quiz(
             ),
         ),
         Question(
-            "6. Your Grad-CAM gives the right map for one image but wrong maps for a batch of "
-            "different digits. The most likely mistake?",
-            answer=0,
-            choices=(
-                "The gradients are averaged over the batch axis as well (axis 0).",
-                "The ReLU is missing.",
-                "The probability was differentiated instead of the score.",
-            ),
+            "6. A batch holds 4 images. For one channel, the gradient of image 1 averages 0.8 "
+            "over the positions, and the gradients of the other three images are 0. Code that "
+            "averages the gradients over axes (0, 1, 2) gives image 1 which weight for that "
+            "channel?",
+            answer=0.2,
+            tolerance=1e-6,
             explanation=(
-                "with N = 1, averaging over axes (0, 1, 2) and over (1, 2) agree; with N > 1 "
-                "every image gets the batch's mean weights. A missing ReLU or a softmax would "
-                "show on one image already."
+                "the mean over the batch axis as well: (0.8 + 0 + 0 + 0) / 4 = 0.2, and the "
+                "other three images get 0.2 too. With one image (N = 1) the two averages agree, "
+                "which is why the mistake passes any test on a single image."
             ),
         ),
         Question(
