@@ -155,6 +155,38 @@ def test_train_torch_is_deterministic_and_learns(few_digits):
     assert len(digits.train_torch(digits.torch_gap_net(), prepared, labels[:64], epochs=1)) == 1
 
 
+def test_train_torch_adam_matches_torch_optim_bit_for_bit():
+    # train_torch writes Adam out (torch.optim imports torch._dynamo and sympy, ~75 MB);
+    # the same loop with torch.optim.Adam must give exactly the same weights.
+    import torch
+    from torch.nn import functional
+
+    images, labels = gw.datasets.load_mnist("train")
+    images, labels = images[:200], labels[:200]
+    ours = digits.torch_lecture_cnn(seed=3)
+    losses = digits.train_torch(ours, images, labels, epochs=2, seed=5, learning_rate=1e-3)
+
+    reference = digits.torch_lecture_cnn(seed=3)
+    inputs, targets = digits.to_torch_input(images), torch.as_tensor(labels)
+    generator = torch.Generator().manual_seed(5)
+    optimizer = torch.optim.Adam(reference.parameters(), lr=1e-3)
+    reference.train()
+    expected = []
+    for _ in range(2):
+        order, total = torch.randperm(len(inputs), generator=generator), 0.0
+        for start in range(0, len(inputs), 64):
+            index = order[start : start + 64]
+            optimizer.zero_grad()
+            loss = functional.cross_entropy(reference(inputs[index]), targets[index])
+            loss.backward()
+            optimizer.step()
+            total += loss.item() * len(index)
+        expected.append(total / len(inputs))
+    assert losses == expected
+    for mine, theirs in zip(ours.parameters(), reference.parameters(), strict=True):
+        assert torch.equal(mine, theirs)
+
+
 def test_train_torch_checks_lengths():
     with pytest.raises(ValueError, match="labels"):
         digits.train_torch(digits.torch_gap_net(), np.zeros((4, 28, 28), np.uint8), [1, 2])
@@ -267,3 +299,23 @@ def test_train_keras_calls_no_global_seeder(monkeypatch):
     images, labels = gw.datasets.load_mnist("train")
     history = digits.train_keras(digits.keras_gap_net(), images[:64], labels[:64], epochs=1)
     assert len(history["loss"]) == 1
+
+
+def test_bar_rows_and_erase_rows():
+    image = np.zeros((28, 28), np.uint8)
+    image[9, 5:20] = 255  # a bar on row 9 ...
+    image[10:25, 18] = 255  # ... and a stem below it (one ink pixel per row)
+    edge = np.zeros((28, 28), np.uint8)
+    edge[0, :] = 200  # the inkiest row at the top edge: the band moves inside
+    boxes = digits.bar_rows(np.stack([image, edge]))
+    assert boxes.tolist() == [[7, 0, 12, 28], [0, 0, 5, 28]]
+    erased = digits.erase_rows(image, boxes[:1])
+    assert erased[0, 7:12].max() == 0
+    assert erased[0, 12:].max() == 255
+    assert image[9].max() == 255  # the input is not changed
+    below = digits.erase_rows(image, boxes[:1], shift=8)
+    assert below[0, 9].max() == 255
+    assert below[0, 15:20].max() == 0
+    assert below[0, 20].max() == 255
+    cut = digits.erase_rows(image, np.array([[25, 0, 30, 28]]))  # past the edge: cut there
+    assert cut[0, 25:].max() == 0

@@ -405,44 +405,18 @@ def test_check_receptive_field_sizes():
             assert str(right(list(stack))) not in message
 
 
-def test_colleague_gradcam_differentiates_the_softmax():
-    torch = pytest.importorskip("torch")
-    from torch import nn
-
-    import gradcam_widgets as gw
-
-    torch.manual_seed(0)
-    model = nn.Sequential(
-        nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 5)
-    ).eval()
-    inputs = torch.randn(3, 1, 6, 6)
-    # an independent computation: autograd of the softmax probability
-    captured = {}
-    handle = model[1].register_forward_hook(lambda m, a, out: captured.setdefault("A", out))
-    try:
-        probs = torch.softmax(model(inputs), dim=1)
-    finally:
-        handle.remove()
-    activations = captured["A"]
-    target = [1, 3, 0]
-    (grads,) = torch.autograd.grad(probs[torch.arange(3), target].sum(), activations)
-    weights = grads.mean(dim=(2, 3))
-    expected = torch.relu(torch.einsum("nk,nkhw->nhw", weights, activations)).detach().numpy()
-    theirs = lesson03.colleague_gradcam(model, inputs.numpy(), target=target, layer="1")
-    np.testing.assert_allclose(theirs, expected, rtol=1e-4, atol=1e-7)
-    ours = gw.gradcam(model, inputs.numpy(), target=target, layer="1")
-    assert not np.allclose(theirs / theirs.max(), ours / ours.max(), atol=1e-3)
-
-
-def test_lesson03_diagnosis_and_quiz():
-    assert lesson03.check_diagnosis(TODO).passed is None
-    assert lesson03.check_diagnosis("c")
-    for letter, phrase in [("a", "one image alone"), ("b", "smallest"), ("d", "shapes"),
-                           ("z", "letters")]:
-        _wrong(lesson03.check_diagnosis(letter), phrase)
+def test_lesson03_quiz():
+    # the diagnose exercise's checks: tests/test_exercises_slips.py
     quiz = lesson03.QUIZ
     assert 5 <= len(quiz) <= 8
-    assert quiz.score({1: "b", 2: 10, 3: 0.16, 4: "c", 5: "b", 6: "c"}) == len(quiz)
-    assert not quiz.check(2, 7)
+    assert quiz.score({1: "b", 2: 10, 3: 0.12, 4: 5, 5: "b", 6: "c", 7: "c"}) == len(quiz)
+    assert not quiz.check(2, 7)  # no jump: 3 + 2 + 1 + 2
     assert not quiz.check(2, 22)
-    assert not quiz.check(3, 0.5)
+    assert not quiz.check(3, 0.1)  # the ink's area: a map even over the whole image
+    assert not quiz.check(3, 0.06)  # forgot to divide by the top half's area
+    assert not quiz.check(4, 10)  # the whole field, not half of it
+    assert not quiz.check(4, 4)  # 5 + 1 + 2 = 8 without the jump
+    assert not quiz.check(6, "a")  # subtracting finished maps
+    # the right choices are not copied from the lesson's sentences: each needs the numbers
+    for number in range(1, len(quiz) + 1):
+        assert quiz[number].explanation

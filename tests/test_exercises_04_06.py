@@ -443,85 +443,76 @@ def test_half_box():
         lesson04.half_box(224, "top")
 
 
-def _good_contrast(a, b):
-    return np.maximum(np.einsum("nk,nkhw->nhw", a.weights - b.weights, a.activations), 0.0)
+def _good_contrast(a, others):
+    weights = a.weights - np.mean([b.weights for b in others], axis=0)
+    return np.maximum(np.einsum("nk,nkhw->nhw", weights, a.activations), 0.0)
 
 
 def test_check_contrastive_map_right_answers():
     assert_not_done(lesson04.check_contrastive_map(TODO))
-    assert_not_done(lesson04.check_contrastive_map(lambda a, b: TODO))
+    assert_not_done(lesson04.check_contrastive_map(lambda a, others: TODO))
     assert lesson04.check_contrastive_map(_good_contrast)
-    # written with the weighted sums and the gradients directly: also right
+    # written with the weighted sums (linear in the weights): also right
     assert lesson04.check_contrastive_map(
-        lambda a, b: np.maximum(
-            (a.gradients.mean(axis=(2, 3)) - b.gradients.mean(axis=(2, 3)))[:, :, None, None]
-            .__mul__(a.activations)
-            .sum(axis=1),
-            0,
+        lambda a, others: np.maximum(
+            a.weighted_sum - sum(b.weighted_sum for b in others) / len(others), 0
         )
     )
     torch = pytest.importorskip("torch")
     assert lesson04.check_contrastive_map(
-        lambda a, b: torch.relu(torch.as_tensor(a.weighted_sum - b.weighted_sum))
+        lambda a, others: torch.relu(
+            torch.as_tensor(a.weighted_sum - np.mean([b.weighted_sum for b in others], axis=0))
+        )
     )
 
 
 def test_check_contrastive_map_refuses_slips():
-    hires = lambda a, b: np.maximum(((a.gradients - b.gradients) * a.activations).sum(1), 0)  # noqa: E731
+    def hires(a, others):
+        gradients = a.gradients - np.mean([b.gradients for b in others], axis=0)
+        return np.maximum((gradients * a.activations).sum(1), 0)
+
+    def finished(a, others):
+        return a.heatmap - np.mean([b.heatmap for b in others], axis=0)
+
+    def summed(a, others):
+        weights = a.weights - sum(b.weights for b in others)
+        return np.maximum(np.einsum("nk,nkhw->nhw", weights, a.activations), 0)
+
     wrong = [
-        (lambda a, b: _good_contrast(b, a), "other way round"),
-        (lambda a, b: a.heatmap - b.heatmap, "finished maps"),
-        (lambda a, b: np.maximum(a.heatmap - b.heatmap, 0), "finished maps"),
-        (lambda a, b: a.weighted_sum - b.weighted_sum, "ReLU is missing"),
+        (lambda a, o: np.maximum(np.mean([b.weighted_sum for b in o], 0) - a.weighted_sum, 0),
+         "other way round"),
+        (finished, "finished maps"),
+        (lambda a, o: np.maximum(finished(a, o), 0), "finished maps"),
+        (lambda a, o: a.weighted_sum - np.mean([b.weighted_sum for b in o], 0), "ReLU is missing"),
         (hires, "HiResCAM"),
-        (lambda a, b: a.heatmap, "class a alone"),
-        (lambda a, b: _good_contrast(a, b) / _good_contrast(a, b).max(), "normalised"),
-        (lambda a, b: _good_contrast(a, b)[0], "batch axis"),
-        (lambda a, b: a.activations, "sum over the channels"),
-        (lambda a, b: a.nope, "raised AttributeError"),
-        (lambda a, b: "map", "expected an array"),
-        (lambda a, b: np.zeros((2, 5, 5)), "not the contrastive map"),
-        (_good_contrast(*lesson04._fake_parts(0)), "pass the function itself"),
+        (lambda a, o: a.heatmap, "class a alone"),
+        (summed, "average"),
+        (lambda a, o: _good_contrast(a, o[:1]), "only the first"),
+        (lambda a, o: _good_contrast(a, o) / _good_contrast(a, o).max(), "normalised"),
+        (lambda a, o: _good_contrast(a, o)[0], "batch axis"),
+        (lambda a, o: a.activations, "sum over the channels"),
+        (lambda a, o: a.nope, "raised AttributeError"),
+        (lambda a, o: "map", "expected an array"),
+        (lambda a, o: np.zeros((2, 5, 5)), "not the contrastive map"),
+        (_good_contrast(lesson04._fake_parts(0)[0], lesson04._fake_parts(0)[1:]),
+         "pass the function itself"),
     ]
     for function, phrase in wrong:
         assert_wrong(lesson04.check_contrastive_map(function), [], phrase)
-
-
-def test_colleague_gradcam_and_diagnosis(photo_case):
-    import gradcam_widgets as gw
-
-    model, inputs, _layers, _top, _share = photo_case
-    one = lesson04.colleague_gradcam(model, inputs, target=1, layer="3")
-    np.testing.assert_allclose(one, gw.gradcam(model, inputs, target=1, layer="3"), rtol=1e-5)
-    batch = np.concatenate([inputs, inputs[:, :, ::-1] * 0.5])
-    theirs = lesson04.colleague_gradcam(model, batch, target=1, layer="3")
-    ours = gw.gradcam(model, batch, target=1, layer="3")
-    assert not np.allclose(theirs, ours, rtol=1e-3)  # the hidden slip shows in a batch
-    # right before global average pooling every image has the same gradient w / Z, so
-    # there the slip changes nothing: the lesson asks about an earlier layer
-    at_gap = lesson04.colleague_gradcam(model, batch, target=1, layer="5")
-    np.testing.assert_allclose(at_gap, gw.gradcam(model, batch, target=1, layer="5"), rtol=1e-5)
-    assert_not_done(lesson04.check_diagnosis(TODO))
-    assert lesson04.check_diagnosis("b")
-    assert lesson04.check_diagnosis("(B)")
-    for letter, phrase in [
-        ("a", "one image alone"),
-        ("c", "smallest"),
-        ("d", "shapes"),
-        ("e", "kernel"),
-        ("f", "letters"),
-    ]:
-        assert_wrong(lesson04.check_diagnosis(letter), [], phrase)
+    # the two-argument function of a one-class contrast is refused with its error shown
+    assert_wrong(lesson04.check_contrastive_map(lambda a, b: a.weights - b.weights), [], "raised")
 
 
 def test_lesson04_quiz():
     quiz = lesson04.QUIZ
     assert 5 <= len(quiz) <= 8
-    right = {1: "b", 2: 32, 3: "c", 4: -0.99, 5: "a", 6: "d", 7: "c"}
+    right = {1: "b", 2: 32, 3: "b", 4: 1.0, 5: "b", 6: "a", 7: "c"}
     assert quiz.score(right) == len(quiz)
-    assert not quiz.check(2, 7)
+    assert not quiz.check(2, 12)  # the map's side, not the distance between cells
+    assert not quiz.check(4, -0.99)  # black, the lesson's number: not the question's
     assert not quiz.check(4, 0)
-    assert not quiz.check(1, "a")
+    assert not quiz.check(1, "a")  # both plain maps positive, but the contrast is not
+    assert not quiz.check(6, "d")
     for number in range(1, len(quiz) + 1):
         assert quiz[number].explanation
 

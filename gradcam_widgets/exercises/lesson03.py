@@ -7,22 +7,27 @@ printing it.
 from __future__ import annotations
 
 import inspect
+import random
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from . import TODO, Feedback, Question, Quiz, as_map, feedback, is_todo, maps_close
+from ._slips import candidates
+from .mysteries import Candidate, Mystery, check_mystery, draw
 
 __all__ = [
-    "DIAGNOSIS",
+    "COLLEAGUE_CANDIDATES",
+    "COLLEAGUE_CHOICES",
+    "COLLEAGUE_SLIPS",
     "QUIZ",
     "TODO",
     "check_diagnosis",
     "check_layer_map",
     "check_misclassified",
     "check_receptive_field_sizes",
-    "colleague_gradcam",
+    "draw_colleague",
 ]
 
 
@@ -244,69 +249,40 @@ def check_receptive_field_sizes(function: Any) -> Feedback:
 # ------------------------------------------------------------- exercise: diagnose
 
 
-def colleague_gradcam(
-    model: Any, inputs: Any, target: int | Sequence[int] | None = None, layer: str | None = None
-) -> np.ndarray:
-    """A colleague's Grad-CAM, to be checked against ``gw.gradcam``.
+#: The slips the colleague's Grad-CAM may contain, in letter order (a, b, ...).
+COLLEAGUE_SLIPS: tuple[str, ...] = ("batch", "no_relu", "softmax", "layer", "axis")
 
-    Same arguments and output as ``gw.gradcam`` for one layer: ``(N, h, w)`` maps.
-    """
-    from ..engine import explain
+#: The candidates of the diagnose exercise, one per slip.
+COLLEAGUE_CANDIDATES: tuple[Candidate, ...] = candidates(COLLEAGUE_SLIPS)
 
-    probe = explain(model, inputs, [None], layer)
-    logits = probe.logits
-    count = logits.shape[1]
-    found = explain(model, inputs, [target, *range(count)], layer)
-    (name,) = found.layers
-    classes = found.targets[0]
-    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
-    p = shifted / shifted.sum(axis=1, keepdims=True)
-    per_class = np.stack([g[name] for g in found.gradients[1:]], axis=1)  # (N, C, K, h, w)
-    rows = np.arange(len(classes))
-    mixed = np.einsum("nc,nckhw->nkhw", p, per_class)
-    own = per_class[rows, classes]
-    gradients = p[rows, classes][:, None, None, None] * (own - mixed)
-    weights = gradients.mean(axis=(2, 3))
-    maps = np.einsum("nk,nkhw->nhw", weights, found.activations[name])
-    return np.maximum(maps, 0.0).astype(np.float32)
+#: How the choices of the diagnose exercise read, by letter.
+COLLEAGUE_CHOICES: tuple[str, ...] = tuple(c.choice for c in COLLEAGUE_CANDIDATES)
 
 
-DIAGNOSIS = Question(
-    prompt="What is wrong with `lesson03.colleague_gradcam`?",
-    choices=(
-        "It averages the gradients over the images of the batch, not only over the positions.",
-        "It leaves out the ReLU.",
-        "It differentiates the softmax probability instead of the score before the softmax.",
-        "It computes the map at another layer than the one asked for.",
-    ),
-    answer=2,
-    explanation=(
-        "the gradient of a probability is p_c (dy_c/dA - sum_j p_j dy_j/dA): tiny when the "
-        "network is sure (p_c near 1, the bracket near 0), and a contrast with the other "
-        "likely classes otherwise. The textbook's Keras code has this slip."
-    ),
-)
+def draw_colleague(rng: random.Random | None = None) -> Mystery:
+    """A colleague's Grad-CAM with one slip drawn from :data:`COLLEAGUE_SLIPS`.
 
-_DIAGNOSIS_HINTS = {
-    0: "run it on one image alone: does it agree with gw.gradcam there?",
-    1: "look at the smallest value of its maps.",
-    3: "compare the maps' shapes with the layer's resolution.",
-}
-
-
-def check_diagnosis(answer: Any) -> Feedback:
-    """Exercise: which classic slip is hidden in :func:`colleague_gradcam`.
+    Call it like ``gw.gradcam(model, inputs, target, layer)`` for one layer; it returns
+    ``(N, h, w)`` maps. Which slip it makes is drawn when it is made, so the only way to
+    tell is by experiment.
 
     Args:
-        answer: a choice letter, ``"a"`` to ``"d"``.
+        rng: the generator that draws; by default an unseeded one.
     """
-    result = DIAGNOSIS.check(answer)
-    if result.passed is False and isinstance(answer, str):
-        letter = answer.strip().strip("()").lower()
-        index = "abcd".find(letter) if len(letter) == 1 else -1
-        if index in _DIAGNOSIS_HINTS:
-            return feedback(False, f"({letter}) is not it: {_DIAGNOSIS_HINTS[index]}")
-    return result
+    return draw("a colleague's Grad-CAM", COLLEAGUE_CANDIDATES, rng)
+
+
+def check_diagnosis(colleague: Any, answer: Any) -> Feedback:
+    """Exercise 2: which slip ``colleague`` makes, a letter of :data:`COLLEAGUE_CHOICES`.
+
+    A wrong letter gets the experiment that would have refuted it, never the answer; after
+    two wrong letters the colleague must be drawn again.
+
+    Args:
+        colleague: the function :func:`draw_colleague` returned.
+        answer: the learner's letter.
+    """
+    return check_mystery(colleague, answer)
 
 
 # ------------------------------------------------------------------ concept questions
@@ -314,19 +290,23 @@ def check_diagnosis(answer: Any) -> Feedback:
 QUIZ = Quiz(
     [
         Question(
-            prompt="1. Why does `gw.cam` refuse the lecture's network?",
+            prompt=(
+                "1. Which change to the lecture's network would let `gw.cam` explain it "
+                "(after retraining)?"
+            ),
             choices=(
-                "CAM needs a GPU.",
-                "After Flatten, every position of every channel has its own weights and a "
-                "hidden dense layer follows: there is no single weight per channel.",
-                "The network has max-pooling layers.",
-                "The network was trained in Keras.",
+                "Remove the three max-pooling layers, so the positions are kept.",
+                "Replace Flatten and the two dense layers by a global average pooling of "
+                "conv3 followed by one dense layer to the 10 scores.",
+                "Replace the softmax by a linear output.",
+                "Train it longer, until the dense weights settle.",
             ),
             answer=1,
             explanation=(
-                "CAM reads one weight per channel from a dense layer right after global "
-                "average pooling; Grad-CAM replaces it by the averaged gradient, which exists "
-                "for any differentiable head."
+                "CAM needs y^c = sum_k w_k^c mean(A^k): one weight per channel, which only a "
+                "dense layer right after global average pooling gives. Without poolings, "
+                "Flatten still gives every position its own weight; training changes the "
+                "values, not the structure; the softmax comes after the scores either way."
             ),
         ),
         Question(
@@ -343,63 +323,85 @@ QUIZ = Quiz(
         ),
         Question(
             prompt=(
-                "3. The ink covers 16 % of a digit's pixels. A map that is the same value "
-                "everywhere: what is its ink share (a number between 0 and 1)?"
+                "3. A map is the same positive value on the top half of a digit image and "
+                "zero on the bottom half. 10 % of the image's pixels are ink, and 60 % of "
+                "the ink lies in the top half. What is the map's ink share (a number "
+                "between 0 and 1)?"
             ),
-            answer=0.16,
+            answer=0.12,
             tolerance=0.005,
             explanation=(
-                "ink share = (sum of the map on ink pixels) / (sum of the map): a uniform map "
-                "gives the ink's area. Deep layers' maps come close to that baseline."
-            ),
-        ),
-        Question(
-            prompt="4. Why do the maps of deeper layers reach beyond the ink?",
-            choices=(
-                "Grad-CAM adds noise at deep layers.",
-                "The upsampling to 28 x 28 is inaccurate.",
-                "A cell of a deep layer sees a large square of the image (its receptive "
-                "field), so a cell over empty paper can respond to strokes nearby.",
-                "Deep layers are not trained.",
-            ),
-            answer=2,
-            explanation=(
-                "at conv3 a cell sees 18 x 18 of the 28 x 28 pixels. Nearly all of each map "
-                "lies within half a receptive field of some ink."
-            ),
-        ),
-        Question(
-            prompt=("5. For a 7, the class-9 map at conv3 is all zero. What does that tell you?"),
-            choices=(
-                "The network did not look at the image.",
-                "The weighted sum for class 9 is negative in every cell: at this layer the "
-                "7's features count against 9 everywhere, and the ReLU removes them.",
-                "Grad-CAM has a bug.",
-                "Class 9 has no weights in the network.",
-            ),
-            answer=1,
-            explanation=(
-                "the ReLU keeps evidence for the class only; the counterfactual map "
-                "(evidence='against') shows where the evidence against it lies."
+                "ink share = (map on ink) / (map total) = (ink pixels in the top half) / "
+                "(pixels in the top half) = 0.6 x 0.1 / 0.5 = 0.12."
             ),
         ),
         Question(
             prompt=(
-                "6. Three random starts of the same architecture reach the same accuracy but "
-                "disagree on whether the bar is what separates a 7 from a 1. What follows?"
+                "4. A network starts with a 5 x 5 convolution (stride 1), then a 2 x 2 "
+                "max-pooling (stride 2), then a 3 x 3 convolution. How many pixels away from "
+                "the nearest ink can a cell of that last convolution be and still see ink "
+                "(half its receptive field, rounded down)?"
+            ),
+            answer=5,
+            tolerance=0,
+            explanation=(
+                "receptive fields 5, 6 (jump 2), 6 + 2 x 2 = 10; half of 10 is 5 pixels."
+            ),
+        ),
+        Question(
+            prompt=(
+                "5. For some digit, the weighted sum for class 4 at conv3 before the ReLU is "
+                "-0.2 in 48 of the 49 cells and +0.001 in one. The figures scale each map to "
+                "its own maximum. What does the drawn class-4 map look like?"
             ),
             choices=(
-                "Grad-CAM is broken.",
-                "Only one of the networks is right.",
-                "A map explains one trained network; a claim about 'what the network uses' "
-                "must be checked on several trained models.",
-                "The bar cannot be seen by a convolutional network.",
+                "Empty: nothing is drawn.",
+                "One cell in full colour, the other 48 blank.",
+                "All 49 cells faintly coloured.",
+                "48 cells in full colour and one blank.",
+            ),
+            answer=1,
+            explanation=(
+                "the ReLU leaves one tiny positive cell, and scaling to the map's own maximum "
+                "makes it full colour: read the values, not only the colours."
+            ),
+        ),
+        Question(
+            prompt=(
+                "6. The plain class-7 and class-1 maps of a 7 both peak on its stem. Which "
+                "map answers 'what here makes it a 7 rather than a 1'?"
+            ),
+            choices=(
+                "The class-7 map minus the class-1 map, both after their ReLU.",
+                "The class-7 map alone: it already compares with every other class.",
+                "The map of the score difference y_7 - y_1 (gw.gradcam(..., target=7, "
+                "contrast=1)).",
+                "The class-1 map with evidence='against'.",
             ),
             answer=2,
             explanation=(
-                "networks that classify equally well can rely on different evidence; the "
-                "facts that held for every seed (maps leave the ink with depth) are the ones "
-                "worth stating about the architecture."
+                "the gradient of y_7 - y_1 gives weights alpha^7 - alpha^1, with the ReLU "
+                "last; subtracting finished maps loses the negative evidence each ReLU "
+                "removed, and 'against 1' ignores what speaks for 7."
+            ),
+        ),
+        Question(
+            prompt=(
+                "7. You trained one network and found that its class-7 maps sit on the bar. "
+                "Before writing 'a CNN tells a 7 from a 1 by the bar', which check matters "
+                "most?"
+            ),
+            choices=(
+                "Draw the same maps with another colormap.",
+                "Compute the maps at a finer layer.",
+                "Repeat on networks trained from other random starts, and test the reading "
+                "by erasing the bar and watching y_7 - y_1.",
+                "Check that the network's accuracy is above 95 %.",
+            ),
+            answer=2,
+            explanation=(
+                "a map explains one trained network; a claim about the task needs several "
+                "trainings, and a claim about what is used needs an intervention."
             ),
         ),
     ]

@@ -6,6 +6,7 @@ about the likely slip, never the value.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Sequence
 from typing import Any
 
@@ -14,15 +15,19 @@ import numpy as np
 from .. import metrics
 from ..parts import GradcamParts
 from . import TODO, Feedback, Question, Quiz, as_map, feedback, is_todo, maps_close
+from ._slips import candidates
+from .mysteries import Candidate, Mystery, check_mystery, draw
 
 __all__ = [
-    "DIAGNOSIS",
+    "COLLEAGUE_CANDIDATES",
+    "COLLEAGUE_CHOICES",
+    "COLLEAGUE_SLIPS",
     "QUIZ",
     "TODO",
     "check_contrastive_map",
     "check_diagnosis",
     "check_earliest_layer",
-    "colleague_gradcam",
+    "draw_colleague",
     "half_box",
 ]
 
@@ -49,72 +54,99 @@ def _input_size(inputs: Any) -> int:
 # ----------------------------------------------------------------- exercise 1: contrast
 
 
-def _fake_parts(seed: int) -> tuple[GradcamParts, GradcamParts]:
-    """Two classes' parts of one made-up layer, where every classic slip gives another map.
+def _fake_parts(seed: int, classes: int = 3) -> list[GradcamParts]:
+    """Several classes' parts of one made-up layer, where every classic slip gives another map.
 
     Two images, 6 channels, 5 x 5 cells. The gradients vary from cell to cell (so that
-    averaging them differs from using them cell by cell) and the two classes' weighted
-    sums are negative in different places (so that subtracting the finished maps differs
-    from subtracting the weights).
+    averaging them differs from using them cell by cell) and the classes' weighted sums
+    are negative in different places (so that subtracting the finished maps differs from
+    subtracting the weights).
     """
     rng = np.random.default_rng(seed)
     activations = rng.gamma(1.5, 1.0, size=(2, 6, 5, 5)).astype(np.float32)
-    # per-channel means of both signs, plus cell-to-cell variation
-    gradients_a = rng.normal(0.0, 0.6, size=(2, 6, 1, 1)) + rng.normal(0, 1, (2, 6, 5, 5))
-    gradients_b = rng.normal(0.0, 0.6, size=(2, 6, 1, 1)) + rng.normal(0, 1, (2, 6, 5, 5))
-    gradients_a, gradients_b = gradients_a.astype(np.float32), gradients_b.astype(np.float32)
 
-    def parts(target: int, gradients: np.ndarray) -> GradcamParts:
+    def parts(target: int) -> GradcamParts:
+        # per-channel means of both signs, plus cell-to-cell variation
+        gradients = rng.normal(0.0, 0.6, size=(2, 6, 1, 1)) + rng.normal(0, 1, (2, 6, 5, 5))
         return GradcamParts(
             layer="fake",
             targets=np.array([target, target]),
             scores=np.zeros(2, dtype=np.float32),
             activations=activations,
-            gradients=gradients,
+            gradients=gradients.astype(np.float32),
         )
 
-    return parts(1, gradients_a), parts(2, gradients_b)
+    return [parts(target) for target in range(classes)]
 
 
-def _contrast(a: GradcamParts, b: GradcamParts) -> np.ndarray:
-    weights = a.weights - b.weights
+def _contrast(a: GradcamParts, others: Sequence[GradcamParts]) -> np.ndarray:
+    weights = a.weights - np.mean([b.weights for b in others], axis=0)
     return np.maximum(np.einsum("nk,nkhw->nhw", weights, a.activations), 0.0)
 
 
-def check_contrastive_map(function: Any) -> Feedback:
-    """Exercise 1: a function that turns two classes' parts into the contrastive map.
+def _slips(a: GradcamParts, others: Sequence[GradcamParts]) -> list[tuple[np.ndarray, str]]:
+    """The maps of the classic slips, each with the hint it earns."""
+    finished = a.heatmap - np.mean([b.heatmap for b in others], axis=0)
+    summed = np.maximum(
+        np.einsum("nk,nkhw->nhw", a.weights - sum(b.weights for b in others), a.activations), 0
+    )
+    before_relu = a.weighted_sum - np.mean([b.weighted_sum for b in others], axis=0)
+    hires = (a.gradients - np.mean([b.gradients for b in others], axis=0)) * a.activations
+    reversed_ = np.maximum(-before_relu, 0.0)
+    slips = [
+        (reversed_, "this is the contrast the other way round: the others against class a."),
+        (finished, "you subtracted finished maps. Each has already been through its ReLU, "
+         "which threw away negative evidence; subtract before the ReLU."),
+        (np.maximum(finished, 0.0), "you subtracted finished maps. Each has already been "
+         "through its ReLU, which threw away negative evidence; subtract before the ReLU."),
+        (before_relu, "the right sum, but the ReLU is missing."),
+        (np.maximum(hires.sum(axis=1), 0.0), "you weighted each cell by its own gradient "
+         "(that is HiResCAM, lesson 06). Grad-CAM averages each channel's gradient first."),
+        (a.heatmap, "this is the map of class a alone; where are the other classes?"),
+        (summed, "you subtracted the sum of the other classes' scores. The task asks for "
+         "their average."),
+    ]
+    if len(others) > 1:
+        slips.append((_contrast(a, others[:1]), "you used only the first of the other classes."))
+    return slips
 
-    The learner writes ``contrastive_map(parts_a, parts_b)`` for the score
-    ``y^a - y^b``; the check calls it on made-up parts (not the lesson's photo), so a
-    value printed in the notebook cannot pass and ``gw.gradcam`` cannot be called.
+
+def check_contrastive_map(function: Any) -> Feedback:
+    """Exercise 1: the map of one class against the average of several others.
+
+    The learner writes ``contrast_with_average(parts_a, others)``, ``others`` a list of
+    ``gradcam_parts`` of other classes for the same images and layer, returning the
+    Grad-CAM maps of ``y^a - mean_j y^{b_j}``. The check calls it on made-up parts with
+    one, two and three other classes (not the lesson's photo), so a value printed in the
+    notebook cannot pass and ``gw.gradcam`` cannot be called.
 
     Args:
-        function: the learner's ``contrastive_map``.
+        function: the learner's ``contrast_with_average``.
     """
     if is_todo(function):
-        return feedback(None, "define contrastive_map, then pass it (without calling it).")
+        return feedback(None, "define the function, then pass it (without calling it).")
     if not callable(function):
         return feedback(
             False,
-            "pass the function itself, contrastive_map, not its result "
-            f"({type(function).__name__}).",
+            f"pass the function itself, not its result ({type(function).__name__}).",
         )
-    for seed in (0, 1, 2):
-        a, b = _fake_parts(seed)
+    for seed, count in ((0, 2), (1, 1), (2, 3)):
+        a, *others = _fake_parts(seed, classes=count + 1)
         try:
-            answer = function(a, b)
+            answer = function(a, others)
         except Exception as error:  # the learner's code: report, never crash the check
             return feedback(
                 False,
-                f"your function raised {type(error).__name__}: {error}. It receives two "
-                "GradcamParts (use .weights and .activations).",
+                f"your function raised {type(error).__name__}: {error}. It receives the parts "
+                "of class a and a list of the other classes' parts (use .weights and "
+                ".activations).",
             )
         if is_todo(answer):
             return feedback(None, "your function still returns TODO: write its body.")
         mine = as_map(answer)
         if mine is None:
             return feedback(False, f"expected an array of maps, got {type(answer).__name__}.")
-        expected = _contrast(a, b)
+        expected = _contrast(a, others)
         if mine.shape != expected.shape:
             if mine.shape == expected.shape[1:]:
                 return feedback(
@@ -130,38 +162,20 @@ def check_contrastive_map(function: Any) -> Feedback:
             )
         if maps_close(mine, expected):
             continue
-        weighted_a, weighted_b = a.weighted_sum, b.weighted_sum
-        if maps_close(mine, _contrast(b, a)):
-            return feedback(False, "this is the contrast the other way round: y^b - y^a.")
-        difference = a.heatmap - b.heatmap
-        if maps_close(mine, difference) or maps_close(mine, np.maximum(difference, 0.0)):
-            return feedback(
-                False,
-                "you subtracted the two finished maps. Each map has already been through "
-                "its ReLU, which threw away negative evidence; subtract before the ReLU.",
-            )
-        if maps_close(mine, weighted_a - weighted_b):
-            return feedback(False, "the right sum, but the ReLU is missing.")
-        hires = np.maximum(((a.gradients - b.gradients) * a.activations).sum(axis=1), 0.0)
-        if maps_close(mine, hires):
-            return feedback(
-                False,
-                "you weighted each cell by its own gradient (that is HiResCAM, lesson 06). "
-                "Grad-CAM averages each channel's gradient over the cells first.",
-            )
-        if maps_close(mine, a.heatmap):
-            return feedback(False, "this is the map of class a alone; where is class b?")
+        for slip, hint in _slips(a, others):
+            if maps_close(mine, slip):
+                return feedback(False, hint)
         if expected.max() > 0 and maps_close(mine * float(expected.max()), expected):
             return feedback(False, "the right map, normalised; return it unnormalised.")
         return feedback(
             False,
-            "not the contrastive map. Which score's gradient does it need, and what does "
-            "the gradient of a difference equal?",
+            "not the contrastive map. Which score's gradient does it need, and what is the "
+            "gradient of a difference, or of an average?",
         )
     return feedback(
         True,
-        "the gradient of y^a - y^b is the difference of the gradients, so the weights are "
-        "alpha^a - alpha^b, and the ReLU comes last. Now use it on the cat photo.",
+        "gradients are linear: the weights of y^a - mean_j y^j are alpha^a - mean_j alpha^j, "
+        "and the ReLU comes last. Now use it on the cat photo.",
     )
 
 
@@ -241,62 +255,40 @@ def check_earliest_layer(
 # --------------------------------------------------------------- exercise 3: diagnose
 
 
-def colleague_gradcam(
-    model: Any, inputs: Any, target: int | Sequence[int] | None = None, layer: str | None = None
-) -> np.ndarray:
-    """A colleague's Grad-CAM, to be checked against ``gw.gradcam``.
+#: The slips the colleague's Grad-CAM may contain, in letter order (a, b, ...).
+COLLEAGUE_SLIPS: tuple[str, ...] = ("softmax", "axis", "batch", "layer", "no_relu")
 
-    Same arguments and output as ``gw.gradcam`` for one layer: ``(N, h, w)`` maps.
-    """
-    from ..parts import gradcam_parts
+#: The candidates of the diagnose exercise, one per slip.
+COLLEAGUE_CANDIDATES: tuple[Candidate, ...] = candidates(COLLEAGUE_SLIPS)
 
-    parts = gradcam_parts(model, inputs, target=target, layer=layer)
-    weights = parts.gradients.mean(axis=(0, 2, 3))
-    maps = np.einsum("k,nkhw->nhw", weights, parts.activations)
-    return np.maximum(maps, 0.0).astype(np.float32)
+#: How the choices of the diagnose exercise read, by letter.
+COLLEAGUE_CHOICES: tuple[str, ...] = tuple(c.choice for c in COLLEAGUE_CANDIDATES)
 
 
-DIAGNOSIS = Question(
-    prompt="What is wrong with `colleague_gradcam`?",
-    choices=(
-        "It differentiates the softmax probability instead of the score before the softmax.",
-        "It averages the gradients over the images of the batch, not only over the positions.",
-        "It leaves out the ReLU.",
-        "It computes the map at another layer than the one asked for.",
-        "It takes the gradient with respect to the layer's weights, not its activations.",
-    ),
-    answer=1,
-    explanation=(
-        "for a batch of one, averaging over the batch changes nothing, so it agrees with "
-        "gw.gradcam; in a batch, every image gets the same channel weights, a mix of all "
-        "the images' gradients. The lesson page in the source material has this slip "
-        "(reduce_mean over axis 0 as well)."
-    ),
-)
+def draw_colleague(rng: random.Random | None = None) -> Mystery:
+    """A colleague's Grad-CAM with one slip drawn from :data:`COLLEAGUE_SLIPS`.
 
-_DIAGNOSIS_HINTS = {
-    0: "if it used the softmax, its map of one image alone would already differ from "
-    "gw.gradcam's. Does it?",
-    2: "look at the smallest value of its maps.",
-    3: "compare the maps' shapes with the layer's resolution.",
-    4: "a weight gradient has the shape of the kernel, not of a feature map; its output has "
-    "the right shape. Look for a case where it agrees with gw.gradcam and one where it does not.",
-}
-
-
-def check_diagnosis(answer: Any) -> Feedback:
-    """Exercise 3: which classic slip is hidden in :func:`colleague_gradcam`.
+    Call it like ``gw.gradcam(model, inputs, target, layer)`` for one layer; it returns
+    ``(N, h, w)`` maps. Which slip it makes is drawn when it is made, so the only way to
+    tell is by experiment.
 
     Args:
-        answer: a choice letter, ``"a"`` to ``"e"``.
+        rng: the generator that draws; by default an unseeded one.
     """
-    result = DIAGNOSIS.check(answer)
-    if result.passed is False and isinstance(answer, str):
-        letter = answer.strip().strip("()").lower()
-        index = "abcde".find(letter) if len(letter) == 1 else -1
-        if index in _DIAGNOSIS_HINTS:
-            return feedback(False, f"({letter}) is not it: {_DIAGNOSIS_HINTS[index]}")
-    return result
+    return draw("a colleague's Grad-CAM", COLLEAGUE_CANDIDATES, rng)
+
+
+def check_diagnosis(colleague: Any, answer: Any) -> Feedback:
+    """Exercise 3: which slip ``colleague`` makes, a letter of :data:`COLLEAGUE_CHOICES`.
+
+    A wrong letter gets the experiment that would have refuted it, never the answer; after
+    two wrong letters the colleague must be drawn again.
+
+    Args:
+        colleague: the function :func:`draw_colleague` returned.
+        answer: the learner's letter.
+    """
+    return check_mystery(colleague, answer)
 
 
 # ------------------------------------------------------------------ concept questions
@@ -305,98 +297,96 @@ QUIZ = Quiz(
     [
         Question(
             prompt=(
-                "1. The maps of Egyptian cat, tiger cat and tabby on the cat photo nearly "
-                "coincide. Why?"
+                "1. A layer has two channels: A^1 is 1 on the left half of the picture and 0 "
+                "on the right, A^2 the other way round. Class a weighs them alpha^a = (2, 1), "
+                "class b alpha^b = (1, 2). Where is the contrastive map of 'a rather than b' "
+                "not zero?"
             ),
             choices=(
-                "The differences between the classes are finer than a 7 x 7 map can show.",
-                "The three classes give large weights to the same channels, the ones active "
-                "on this photo, so the weighted sums look alike.",
-                "Grad-CAM always returns the map of the top class.",
-                "The softmax makes the three probabilities equal.",
+                "Everywhere: both plain maps are positive everywhere.",
+                "On the left half only.",
+                "On the right half only.",
+                "Nowhere: the two classes use the same channels.",
             ),
             answer=1,
             explanation=(
-                "the maps are weighted sums of the same feature maps; most of each sum comes "
-                "from channels the three classes share. The contrastive map shows where the "
-                "classes do differ, at the same 7 x 7 resolution."
+                "the weights of y^a - y^b are (2 - 1, 1 - 2) = (1, -1), so the sum is "
+                "A^1 - A^2: +1 on the left, -1 on the right, and the ReLU keeps the left."
             ),
         ),
         Question(
             prompt=(
-                "2. EfficientNet-Lite0 turns a 224 x 224 input into a 7 x 7 map at `head`. "
-                "How many input pixels wide is one cell of that map (the distance between "
-                "neighbouring cells)?"
+                "2. EfficientNetV2S reads 384 x 384 pictures and its layer `top_conv` gives a "
+                "12 x 12 map. How many input pixels apart are two neighbouring cells?"
             ),
             answer=32,
             tolerance=0,
-            explanation="224 / 7 = 32: five halvings, 2^5 = 32.",
+            explanation="384 / 12 = 32: five halvings, as in EfficientNet-Lite0 (224 / 7).",
         ),
         Question(
-            prompt=("3. How do you get the map of 'tabby rather than Egyptian cat'?"),
-            choices=(
-                "Subtract the Egyptian-cat map from the tabby map.",
-                "Divide the tabby map by the Egyptian-cat map.",
-                "Differentiate y_tabby - y_Egyptian: the channel weights become "
-                "alpha_tabby - alpha_Egyptian; the ReLU comes after the weighted sum.",
-                "Use the softmax probability of tabby, which already compares it with the "
-                "other classes.",
+            prompt=(
+                "3. The plain tabby and Egyptian-cat maps are both positive on the cat's face, "
+                "but the map of 'tabby rather than Egyptian cat' is zero there. What does that "
+                "say about the face?"
             ),
-            answer=2,
+            choices=(
+                "The face is evidence for neither class.",
+                "There the weighted sum with alpha^tabby - alpha^Egyptian is negative: the "
+                "face's features raise y_Egyptian more than y_tabby.",
+                "The face lies outside the layer's receptive field.",
+                "The ReLU of the two plain maps removed the face.",
+            ),
+            answer=1,
             explanation=(
-                "both finished maps have been through a ReLU, which removed the negative "
-                "evidence a difference needs. The gradient of a difference is the difference "
-                "of the gradients."
+                "a contrastive map is zero where the difference of the scores would fall: "
+                "evidence shared by both classes, or favouring the other, cancels there."
             ),
         ),
         Question(
             prompt=(
-                "4. After the preprocessing (x - 127) / 128, what value does a black pixel "
-                "(x = 0) have? (two decimals)"
+                "4. With EfficientNet-Lite0's preprocessing, (x - 127) / 128, what value does "
+                "a white pixel (x = 255) get? (two decimals)"
             ),
-            answer=-127 / 128,
+            answer=1.0,
             tolerance=0.01,
             explanation=(
-                "about -0.99: for the network black is not 'nothing' but a strong input, and "
-                "early layers respond to it like to any other colour."
+                "(255 - 127) / 128 = 1.00; black becomes -0.99. Neither is 'nothing' for the "
+                "network: a frame of either colour is a strong input."
             ),
         ),
         Question(
             prompt=(
-                "5. Why did the Grad-CAM map of `blocks.4` light up the black frame of the "
-                "two-object picture?"
+                "5. At `blocks.4` Grad-CAM lights up the black frame and HiResCAM much less. "
+                "Which experiment tells whether the cat score actually depends on the frame?"
             ),
             choices=(
-                "Each channel weight is an average over the whole picture, and the frame's "
-                "own activations, multiplied by those averaged weights, add up to a positive "
-                "number.",
-                "The cat is hidden in the frame.",
-                "The frame is where the gradient is largest.",
-                "Early layers cannot be used with Grad-CAM at all.",
+                "Compare the two maps again at a larger alpha.",
+                "Fill the frame with another colour and see how much the cat score changes.",
+                "Compute the map at `head` instead.",
+                "Average the Grad-CAM and HiResCAM maps.",
+            ),
+            answer=1,
+            explanation=(
+                "two methods disagreeing shows that one of them misleads, not which; changing "
+                "the picture where a map points and watching the score tests it."
+            ),
+        ),
+        Question(
+            prompt=(
+                "6. Painting over the rocket photo's outer towers turns 'drilling platform' "
+                "into 'missile'. Which control makes 'the towers matter' a stronger reading?"
+            ),
+            choices=(
+                "Paint over an equally large part of the photo without towers and check that "
+                "the answer changes less.",
+                "Paint the towers a second time in another colour.",
+                "Run the same edit in Keras.",
+                "Look at the map of 'drilling platform' at an earlier layer.",
             ),
             answer=0,
             explanation=(
-                "the frame has its own (constant) activations; averaged weights earned "
-                "elsewhere make them count. HiResCAM, which uses each cell's own gradient, "
-                "puts much less there."
-            ),
-        ),
-        Question(
-            prompt=(
-                "6. The rocket photo is called 'drilling platform'. Which experiment supports "
-                "the reading that the lattice towers made the network say so?"
-            ),
-            choices=(
-                "The map of 'drilling platform' is red somewhere.",
-                "The probability of 'drilling platform' is 42 %.",
-                "The Keras and PyTorch maps agree.",
-                "Painting the outer towers over with sky makes 'drilling platform' drop and "
-                "'missile' become the top class.",
-            ),
-            answer=3,
-            explanation=(
-                "a map suggests where the evidence is; changing the picture there and "
-                "watching the score tests it."
+                "any large edit can change a prediction; the control shows that it is the "
+                "towers, not the amount of painting, that matters."
             ),
         ),
         Question(

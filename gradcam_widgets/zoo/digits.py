@@ -56,6 +56,8 @@ __all__ = [
     "SIZE",
     "LayerSpec",
     "accuracy",
+    "bar_rows",
+    "erase_rows",
     "keras_gap_net",
     "keras_lecture_cnn",
     "predict_classes",
@@ -189,14 +191,15 @@ def _channels_last(model: Model) -> bool:
     return bool(backend_for(model).channels_last)
 
 
-def accuracy(model: Model, images: np.ndarray, labels: np.ndarray, batch_size: int = 500) -> float:
+def accuracy(model: Model, images: np.ndarray, labels: np.ndarray, batch_size: int = 100) -> float:
     """The fraction of ``images`` that ``model`` classifies as ``labels``.
 
     Args:
         model: a Keras or PyTorch digit classifier.
         images: uint8 ``(N, 28, 28)`` digits (prepared here in the model's layout).
         labels: int ``(N,)``.
-        batch_size: images per forward pass (bounds the memory used).
+        batch_size: images per forward pass (bounds the memory used: a lesson training
+            networks in two frameworks keeps every freed block in the allocator).
 
     Returns:
         accuracy in [0, 1].
@@ -204,7 +207,7 @@ def accuracy(model: Model, images: np.ndarray, labels: np.ndarray, batch_size: i
     return float(np.mean(predict_classes(model, images, batch_size) == np.asarray(labels)))
 
 
-def predict_classes(model: Model, images: np.ndarray, batch_size: int = 500) -> np.ndarray:
+def predict_classes(model: Model, images: np.ndarray, batch_size: int = 100) -> np.ndarray:
     """The predicted digit of each image, in batches, through ``gw.predict``.
 
     Args:
@@ -224,3 +227,46 @@ def predict_classes(model: Model, images: np.ndarray, batch_size: int = 500) -> 
         for start in range(0, len(batch), batch_size)
     ]
     return np.concatenate(predictions).astype(np.int64)
+
+
+def bar_rows(images: np.ndarray, rows: int = 5, threshold: int = 50) -> np.ndarray:
+    """Where the bar of a 7 is: a band of pixel rows around the upper half's inkiest row.
+
+    For each image, the row of the upper half (rows ``0`` to ``SIZE // 2 - 1``) with the
+    most ink pixels (brighter than ``threshold``) is the bar's centre ``r``; the band is
+    rows ``r - rows // 2`` to ``r + rows // 2`` (moved inside the image if needed).
+
+    Args:
+        images: uint8 ``(N, 28, 28)`` digits.
+        rows: the band's height in pixel rows (odd keeps ``r`` in the middle).
+        threshold: the brightness above which a pixel is ink.
+
+    Returns:
+        int ``(N, 4)`` boxes ``(top, left, bottom, right)`` covering the full width, the
+        form ``gw.metrics.region_share`` takes.
+    """
+    digits = as_digits(images)
+    ink_per_row = (digits[:, : SIZE // 2] > threshold).sum(axis=2)
+    centre = ink_per_row.argmax(axis=1)
+    top = np.clip(centre - rows // 2, 0, SIZE - rows)
+    return np.stack(
+        [top, np.zeros_like(top), top + rows, np.full_like(top, SIZE)], axis=1
+    ).astype(np.int64)
+
+
+def erase_rows(images: np.ndarray, boxes: np.ndarray, shift: int = 0) -> np.ndarray:
+    """Copies of ``images`` with each image's band of rows set to black (0).
+
+    Args:
+        images: uint8 ``(N, 28, 28)`` digits.
+        boxes: ``(N, 4)`` boxes ``(top, left, bottom, right)``, as :func:`bar_rows` gives.
+        shift: move each band down by this many rows first (a control band elsewhere);
+            the band is cut at the image's bottom edge.
+
+    Returns:
+        uint8 ``(N, 28, 28)``; ``images`` is not changed.
+    """
+    erased = as_digits(images).copy()
+    for image, (top, left, bottom, right) in zip(erased, np.asarray(boxes), strict=True):
+        image[top + shift : bottom + shift, left:right] = 0
+    return erased

@@ -114,7 +114,10 @@ def train_torch(
     """Train a PyTorch digit classifier with Adam and cross-entropy on the logits.
 
     The loop every PyTorch course writes: shuffle with a seeded generator, then per batch
-    ``zero_grad``, forward, ``cross_entropy(logits, labels)``, ``backward``, ``step``.
+    forward, ``cross_entropy(logits, labels)``, ``backward``, an Adam step. The step is
+    :class:`_Adam`, the arithmetic of ``torch.optim.Adam`` written out (the same numbers,
+    bit for bit): ``torch.optim`` imports ``torch._dynamo`` and sympy on first use, about
+    75 MB that a lesson training networks in both frameworks cannot spare on Binder.
     The model is left in eval mode.
 
     Args:
@@ -139,7 +142,7 @@ def train_torch(
     if len(inputs) != len(targets):
         raise ValueError(f"{len(inputs)} images but {len(targets)} labels.")
     generator = torch.Generator().manual_seed(seed)
-    optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)
+    optimizer = _Adam(list(model.parameters()), learning_rate)
     losses = []
     model.train()
     try:
@@ -148,16 +151,51 @@ def train_torch(
             total = 0.0
             for start in range(0, len(inputs), batch_size):
                 index = order[start : start + batch_size]
-                optimizer.zero_grad()
                 loss = functional.cross_entropy(model(inputs[index]), targets[index])
-                loss.backward()
-                optimizer.step()
+                optimizer.step(torch.autograd.grad(loss, optimizer.params))
                 total += loss.item() * len(index)
             losses.append(total / len(inputs))
     finally:
         model.eval()
-        optimizer.zero_grad(set_to_none=True)
     return losses
+
+
+class _Adam:
+    """Adam (Kingma & Ba, 2015) as ``torch.optim.Adam`` computes it on CPU, defaults only.
+
+    Per parameter ``p`` with gradient ``g``, at step ``t``::
+
+        m <- m + (1 - beta1) (g - m)          v <- beta2 v + (1 - beta2) g^2
+        p <- p - lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
+
+    in the order of torch's single-tensor implementation, so both give the same bits
+    (``tests/test_digits.py`` compares them). Gradients are passed in, never stored in
+    ``.grad``.
+    """
+
+    def __init__(
+        self,
+        params: list[torch.Tensor],
+        lr: float,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+    ) -> None:
+        self.params = [p for p in params if p.requires_grad]
+        self.lr, (self.beta1, self.beta2), self.eps = lr, betas, eps
+        self.m = [torch.zeros_like(p) for p in self.params]
+        self.v = [torch.zeros_like(p) for p in self.params]
+        self.t = 0
+
+    @torch.no_grad()
+    def step(self, grads: tuple[torch.Tensor, ...]) -> None:
+        self.t += 1
+        bias1 = 1 - self.beta1**self.t
+        bias2_sqrt = (1 - self.beta2**self.t) ** 0.5
+        for p, g, m, v in zip(self.params, grads, self.m, self.v, strict=True):
+            m.lerp_(g, 1 - self.beta1)
+            v.mul_(self.beta2).addcmul_(g, g, value=1 - self.beta2)
+            denom = (v.sqrt() / bias2_sqrt).add_(self.eps)
+            p.addcdiv_(m, denom, value=-self.lr / bias1)
 
 
 def torch_from_keras(keras_model: Any) -> nn.Module:
