@@ -385,7 +385,14 @@ def weighted_sum(
     for axis in axes[0, len(chosen) :]:
         if not axis.images:
             axis.set_visible(False)
-    # the red-blue scale belongs to the weighted maps and their sum, not to the ReLU panel
-    figure.colorbar(shown, ax=list(axes[1, : len(chosen) + 2]), fraction=0.02, pad=0.01)
+    # the red-blue scale belongs to the weighted maps and their sum, not to the ReLU panel:
+    # with that panel last, the bar goes on the row's left, away from it
+    figure.colorbar(
+        shown,
+        ax=list(axes[1, : len(chosen) + 2]),
+        fraction=0.02,
+        pad=0.01,
+        location="left" if relu else "right",
+    )
     figure.suptitle(f"top row: single feature maps $A^k$; bottom row: ${tex}_k A^k$, added up")
     return figure

@@ -271,7 +271,15 @@ def test_check_seen_lead():
     lead = (every[..., 4] - every[..., 9]) / 49
     per_row = lead.sum(axis=1)
     right = float(per_row[:4].sum())   # rows 0-3 see pixel rows 5-6 (row i sees 4i-7 .. 4i+10)
-    np.testing.assert_allclose(lesson01.lead_rows(features, weights, 4, 9), per_row, rtol=1e-6)
+    edited = features.copy()
+    edited[:2] *= 0.5                               # an "edit" that reaches rows 0 and 1 only
+    after = (edited.astype(np.float64) @ weights.astype(np.float64))
+    after_rows = ((after[..., 4] - after[..., 9]) / 49).sum(axis=1)
+    summary = lesson01.edit_summary(features, edited, weights, 4, 9, rows=[0, 1, 2, 3])
+    assert np.isclose(summary.held, right / per_row.sum())
+    assert np.isclose(summary.moved, (after_rows[:4].sum() - right) / right)
+    np.testing.assert_allclose(summary.after_rows, after_rows, rtol=1e-6)
+    np.testing.assert_allclose(summary.after_rows[2:], per_row[2:], rtol=1e-6)
 
     def run(answer, rows=(5, 6), maps=features):
         return check(answer, maps, weights, 4, 9, pixel_rows=rows, field=field)

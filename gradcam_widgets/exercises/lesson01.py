@@ -7,7 +7,7 @@ looks wrong without printing the right answer.
 from __future__ import annotations
 
 import random
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -25,7 +25,7 @@ __all__ = [
     "check_contrast_map",
     "check_seen_lead",
     "draw_colleague",
-    "lead_rows",
+    "edit_summary",
     "occlusion_outcome",
 ]
 
@@ -237,26 +237,60 @@ def check_seen_lead(
     )
 
 
-def lead_rows(
-    features: np.ndarray, weights: np.ndarray, first: int, second: int
-) -> np.ndarray:
-    """Each map row's part of ``y^first - y^second`` (biases aside), for the discussion.
+class EditSummary(NamedTuple):
+    """What an edit did to some map rows' part of a score gap (see :func:`edit_summary`)."""
 
-    ``(1/Z) sum_j (M^first - M^second)_{ij}`` for every row ``i``, with
-    ``M^c = sum_k w_k^c A^k``.
-    Calling it before exercise 1 skips the exercise.
+    held: float
+    moved: float
+    after_rows: np.ndarray
+
+
+def _row_parts(
+    features: np.ndarray, kernel: np.ndarray, first: int, second: int
+) -> np.ndarray:
+    """Each map row's part of ``y^first - y^second``, biases aside."""
+    maps = _one_map(features)
+    every_class = maps @ kernel
+    lead = (every_class[..., first] - every_class[..., second]) / (maps.shape[0] * maps.shape[1])
+    return np.asarray(lead.sum(axis=1))
+
+
+def edit_summary(
+    before: np.ndarray,
+    after: np.ndarray,
+    weights: np.ndarray,
+    first: int,
+    second: int,
+    rows: list[int],
+) -> EditSummary:
+    """For the discussion after exercise 2: what an edit did to ``rows``' part of a score gap.
+
+    A row's part of ``y^first - y^second`` is ``(1/Z) sum_j (M^first - M^second)_{ij}``
+    with ``M^c = sum_k w_k^c A^k`` (biases aside). Kept in the package so that the lesson
+    shows the result, not a line to copy into exercise 1.
 
     Args:
-        features: the last convolution's output for one image, ``(h, w, K)``.
+        before: the last convolution's output for the image as written, ``(h, w, K)``.
+        after: the same for the edited image.
         weights: the dense layer's kernel, ``(K, classes)``.
         first: the class the lead is for.
         second: the class it is compared with.
+        rows: the map rows to sum (those whose receptive field the edit reaches).
+
+    Returns:
+        ``held``: the rows' share of the whole gap before the edit; ``moved``: the change
+        of their part, as a multiple of what they held; ``after_rows``: every row's part
+        after the edit.
     """
-    maps = _one_map(features)
-    every_class = maps @ np.asarray(weights, dtype=np.float64)
-    positions = maps.shape[0] * maps.shape[1]
-    lead = (every_class[..., first] - every_class[..., second]) / positions
-    return np.asarray(lead.sum(axis=1))
+    kernel = np.asarray(weights, dtype=np.float64)
+    parts_before = _row_parts(before, kernel, first, second)
+    parts_after = _row_parts(after, kernel, first, second)
+    held_part = float(parts_before[rows].sum())
+    return EditSummary(
+        held=held_part / float(parts_before.sum()),
+        moved=(float(parts_after[rows].sum()) - held_part) / held_part,
+        after_rows=parts_after,
+    )
 
 
 def _pooled_maps(model: Any, inputs: Any, target: int) -> tuple[np.ndarray, np.ndarray]:
