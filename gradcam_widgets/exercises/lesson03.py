@@ -368,40 +368,44 @@ QUIZ = Quiz(
         ),
         Question(
             prompt=(
-                "6. The plain class-7 and class-1 maps of a 7 both peak on its stem. Which "
-                "map answers 'what here makes it a 7 rather than a 1'?"
+                "6. A 3 is classified right (y_3 well above y_8), yet the map of y_3 - y_8 "
+                "(gw.gradcam(..., target=3, contrast=8) at conv3) is zero in every cell. "
+                "Which reading fits?"
             ),
             choices=(
-                "The class-7 map minus the class-1 map, both after their ReLU.",
-                "The class-7 map alone: it already compares with every other class.",
-                "The map of the score difference y_7 - y_1 (gw.gradcam(..., target=7, "
-                "contrast=1)).",
-                "The class-1 map with evidence='against'.",
+                "The network cannot tell a 3 from an 8.",
+                "The class-3 and class-8 maps of this digit must both be empty too.",
+                "The sum of the conv3 channels weighted by alpha^3 - alpha^8 is at most zero in "
+                "every cell: to first order no cell speaks for 3 over 8, although the scores "
+                "do; the averaged gradient misses what makes the difference.",
+                "The digit is misclassified as an 8.",
             ),
             answer=2,
             explanation=(
-                "the gradient of y_7 - y_1 gives weights alpha^7 - alpha^1, with the ReLU "
-                "last; subtracting finished maps loses the negative evidence each ReLU "
-                "removed, and 'against 1' ignores what speaks for 7."
+                "the contrastive map is ReLU(sum_k (alpha^3_k - alpha^8_k) A^k), so it is "
+                "zero wherever that sum is negative, whatever the two plain maps look like; "
+                "the scores come from the full network, the map from a first-order summary of it."
             ),
         ),
         Question(
             prompt=(
-                "7. You trained one network and found that its class-7 maps sit on the bar. "
-                "Before writing 'a CNN tells a 7 from a 1 by the bar', which check matters "
-                "most?"
+                "7. Two networks trained from different random starts: network A's "
+                "contrastive maps lean toward the bar for 80 % of the 7s, network B's for 10 %. "
+                "Erasing the bar lowers y_7 - y_1 by about 9 in both, and erasing the same "
+                "amount of stem ink by about 1 in both. What can you conclude?"
             ),
             choices=(
-                "Draw the same maps with another colormap.",
-                "Compute the maps at a finer layer.",
-                "Repeat on networks trained from other random starts, and test the reading "
-                "by erasing the bar and watching y_7 - y_1.",
-                "Check that the network's accuracy is above 95 %.",
+                "A relies on the bar more than B does.",
+                "B does not use the bar; its high drop is an artefact of erasing.",
+                "Both depend on the bar about equally; their maps summarise that dependence "
+                "differently, so the map readings do not rank the networks.",
+                "A will be more accurate than B on the test digits.",
             ),
             answer=2,
             explanation=(
-                "a map explains one trained network; a claim about the task needs several "
-                "trainings, and a claim about what is used needs an intervention."
+                "the experiment measures the dependence and gives the same answer for both; "
+                "the maps are first-order summaries that can differ between equally "
+                "dependent networks."
             ),
         ),
     ]
