@@ -506,9 +506,10 @@ def test_check_contrastive_map_refuses_slips():
 def test_lesson04_quiz():
     quiz = lesson04.QUIZ
     assert 5 <= len(quiz) <= 8
-    right = {1: "b", 2: 32, 3: "b", 4: 1.0, 5: "b", 6: "a", 7: "c"}
+    right = {1: "b", 2: 16, 3: "b", 4: 1.0, 5: "b", 6: "a", 7: "c"}
     assert quiz.score(right) == len(quiz)
-    assert not quiz.check(2, 12)  # the map's side, not the distance between cells
+    assert not quiz.check(2, 28)  # the map's side, not the distance between cells
+    assert not quiz.check(2, 32)  # the lesson's network (five halvings), not VGG16
     assert not quiz.check(4, -0.99)  # black, the lesson's number: not the question's
     assert not quiz.check(4, 0)
     assert not quiz.check(1, "a")  # both plain maps positive, but the contrast is not

@@ -316,12 +316,16 @@ QUIZ = Quiz(
         ),
         Question(
             prompt=(
-                "2. EfficientNetV2S reads 384 x 384 pictures and its layer `top_conv` gives a "
-                "12 x 12 map. How many input pixels apart are two neighbouring cells?"
+                "2. VGG16's convolutions accept any picture size. Fed 448 x 448 pictures, its "
+                "layer `block5_conv3` gives a 28 x 28 map. How many input pixels apart are two "
+                "neighbouring cells?"
             ),
-            answer=32,
+            answer=16,
             tolerance=0,
-            explanation="384 / 12 = 32: five halvings, as in EfficientNet-Lite0 (224 / 7).",
+            explanation=(
+                "448 / 28 = 16: four halvings (four max-poolings) before block5_conv3, whatever "
+                "the picture size; EfficientNet-Lite0's head has five (224 / 7 = 32)."
+            ),
         ),
         Question(
             prompt=(
