@@ -349,10 +349,20 @@ def test_faithfulness_is_the_metric_and_is_cached_per_map(net, state):
     assert "centre map" in state.caption(view)
 
 
-def test_faithfulness_of_an_empty_map_is_refused(state):
+def test_faithfulness_with_contrast_equal_to_target_is_refused(state):
     view = settings(state, target=2, contrast=2)
     with pytest.raises(ValueError, match="contrast class is the class itself"):
         state.faithfulness(view)
+
+
+def test_faithfulness_of_an_empty_map_is_refused(state, monkeypatch):
+    # A map with no positive value ranks no pixel above another: refused, nothing cached.
+    view = settings(state)
+    empty = np.zeros_like(state.heatmap(view))
+    monkeypatch.setattr(state, "heatmap", lambda _settings: empty)
+    with pytest.raises(ValueError, match="no positive value"):
+        state.faithfulness(view)
+    assert view.map_key not in state._faithfulness
 
 
 # ----------------------------------------------------------------- export
