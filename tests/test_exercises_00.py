@@ -32,36 +32,6 @@ def ex():
     return gw.Explorer(net, torch.rand(1, 3, 32, 32, generator=generator), top_k=3)
 
 
-def test_cell_size(ex):
-    check = lesson00.check_cell_size
-    sides = {name: m.shape[0] for name, m in ex.maps().items()}
-    assert sorted(set(sides.values())) == [8, 16, 32]
-    layer = next(name for name, side in sides.items() if side == 16)
-    assert check(ex, TODO, layer, 32).passed is None
-    assert check(ex, 2, layer, 32)
-    assert check(ex, 2.0, layer, 32)
-    assert check(ex, np.int64(2), layer, 32)
-    wrong = {
-        16: "cells the map has",  # the map's side, read from the caption
-        1: "that is the cell of layer",  # another layer's cell (the 32-cell layer)
-        9: "photo",  # divided the photo's size
-        1.5: "not quite",
-    }
-    for answer, phrase in wrong.items():
-        result = check(ex, answer, layer, 32)
-        assert result.passed is False, (answer, result)
-        assert phrase in result.message, (answer, result)
-        assert " 2 " not in f" {result.message} "
-        assert "2." not in result.message
-    coarse = next(name for name, side in sides.items() if side == 8)
-    assert check(ex, 4, coarse, 32)
-    assert "area" in check(ex, 16, coarse, 32).message  # 4 x 4 pixels, counted as an area
-    assert "cell of layer" in check(ex, 2, coarse, 32).message
-    assert check(ex, "two", layer, 32).passed is False
-    with pytest.raises(ValueError, match="slider"):
-        check(ex, 2, "no such layer", 32)
-
-
 def test_score_gap(ex):
     check = lesson00.check_score_gap
     order = np.argsort(-ex.scores)

@@ -23,42 +23,6 @@ assert_wrong = partial(helpers.assert_wrong, reveals=quotes_decimals)
 
 
 @pytest.fixture(scope="module")
-def cam_case():
-    rng = np.random.default_rng(0)
-    features = rng.random((7, 7, 64)).astype(np.float32)
-    weights = rng.normal(size=(64, 10)).astype(np.float32)
-    weights[:, 9] = weights[:, 4] + rng.normal(scale=0.1, size=64)  # a look-alike class
-    every = features @ weights
-    return features, weights, every[..., 4] - every[..., 9], every
-
-
-def test_check_contrast_map(cam_case):
-    features, weights, expected, every = cam_case
-    check = lesson01.check_contrast_map
-    assert_not_done(check(TODO, features, weights, 4, 9))
-    assert check(expected, features, weights, 4, 9)
-    assert check(expected[np.newaxis], features[np.newaxis], weights, 4, 9)
-    assert check(torch.from_numpy(expected), features, weights, 4, 9)
-    assert check(features @ (weights[:, 4] - weights[:, 9]), features, weights, 4, 9)
-    assert expected.min() < 0 < expected.max()
-    for wrong, phrase in [
-        (-expected, "wrong sign"),
-        (every[..., 4], "one class alone"),
-        (every[..., 9], "one class alone"),
-        (np.maximum(expected, 0), "no ReLU"),
-        (np.maximum(every[..., 4], 0) - np.maximum(every[..., 9], 0), "no ReLU"),
-        (expected / 49, "constant"),
-        (expected / np.abs(expected).max(), "constant"),
-        (every, "every class"),
-        (features, "per channel"),
-        (np.zeros((3, 3)), "shape"),
-        (expected + 1.0, "subtract"),
-    ]:
-        assert_wrong(check(wrong, features, weights, 4, 9), expected, phrase)
-    assert_wrong(check("a map", features, weights, 4, 9), expected, "numpy array")
-
-
-@pytest.fixture(scope="module")
 def gap_case():
     images, _ = gw.datasets.load_mnist("test")
     model = digits.torch_gap_net(seed=0)

@@ -15,64 +15,10 @@ from . import TODO, Feedback, Question, Quiz, as_number, feedback, is_todo
 __all__ = [
     "QUIZ",
     "TODO",
-    "check_cell_size",
     "check_map_side",
     "check_score_gap",
     "occlusion_outcome",
 ]
-
-
-def check_cell_size(explorer: Any, answer: Any, layer: str, input_side: int) -> Feedback:
-    """Exercise 2: how many pixels of the network's input one cell of ``layer`` spans.
-
-    Args:
-        explorer: the lesson's Explorer.
-        answer: the learner's number, pixels along one side of one cell.
-        layer: the layer the exercise names.
-        input_side: the side of the (square) network input, in pixels.
-    """
-    if is_todo(answer):
-        return feedback(None, "replace TODO with a number of pixels.")
-    value = as_number(answer)
-    if value is None:
-        return feedback(False, f"give one number, not {answer!r}.")
-    sides = {name: heat.shape[0] for name, heat in explorer.maps().items()}
-    if layer not in sides:
-        raise ValueError(f"{layer!r} is not on the Explorer's slider: {list(sides)}.")
-    side = sides[layer]
-    expected = input_side / side
-    if np.isclose(value, expected, atol=0.05):
-        return feedback(
-            True,
-            f"one cell of {layer!r} stands for a square of the input that wide: the map can "
-            "say 'here', but nothing finer than that square.",
-        )
-    if np.isclose(value, side):
-        return feedback(
-            False,
-            "that is how many cells the map has along a side, read from the caption. The "
-            "question asks how many input pixels share one cell.",
-        )
-    if np.isclose(value, expected**2, rtol=1e-3):
-        return feedback(False, "that counts the pixels of a cell's whole area; give one side.")
-    for name, other in sides.items():
-        if other != side and np.isclose(value, input_side / other, atol=0.05):
-            return feedback(
-                False,
-                f"that is the cell of layer {name!r}. Move the slider to {layer!r} and read "
-                "its map size in the caption.",
-            )
-    if value > expected:
-        return feedback(
-            False,
-            "too many. Did you divide the photo's size instead of the network's input? The "
-            f"network sees the photo resized to {input_side} x {input_side} pixels.",
-        )
-    return feedback(
-        False,
-        f"not quite. The network's input is {input_side} pixels wide; the caption gives how "
-        "many cells the map has across that width.",
-    )
 
 
 def check_map_side(

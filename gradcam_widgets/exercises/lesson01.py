@@ -12,7 +12,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ..backends import is_tensor, to_numpy
-from . import TODO, Feedback, Question, Quiz, as_map, as_number, feedback, is_todo, maps_close
+from . import TODO, Feedback, Question, Quiz, as_number, feedback, is_todo
 from .mysteries import Candidate, Mystery, check_mystery, draw
 
 __all__ = [
@@ -22,7 +22,6 @@ __all__ = [
     "TODO",
     "check_class_score",
     "check_colleague",
-    "check_contrast_map",
     "check_seen_lead",
     "draw_colleague",
     "edit_summary",
@@ -33,94 +32,6 @@ __all__ = [
 def _one_map(features: Any) -> np.ndarray:
     maps = np.asarray(features, dtype=np.float64)
     return maps[0] if maps.ndim == 4 else maps
-
-
-def check_contrast_map(
-    answer: Any, features: np.ndarray, weights: np.ndarray, first: int, second: int
-) -> Feedback:
-    """Exercise 1: the map of the score difference ``y^first - y^second``, by hand.
-
-    The answer is ``M^first - M^second = sum_k (w_k^first - w_k^second) A^k``, whose
-    average plus ``b_first - b_second`` is the difference of the two scores.
-
-    Args:
-        answer: the learner's map, 2-D, of the feature maps' height and width.
-        features: the last convolution's output for one image, ``(h, w, K)`` (a batch
-            axis of one is allowed), channels last as Keras gives it.
-        weights: the dense layer's kernel, ``(K, classes)``.
-        first: the class the map should speak for (red).
-        second: the class it is compared with (blue).
-    """
-    if is_todo(answer):
-        return feedback(None, "replace TODO with your (h, w) map, then run this cell again.")
-    maps = _one_map(features)
-    kernel = np.asarray(weights, dtype=np.float64)
-    height, width, channels = maps.shape
-    mine = as_map(answer)
-    if mine is None:
-        return feedback(False, f"expected a numpy array, got {type(answer).__name__}.")
-    every_class = maps @ kernel  # (h, w, classes)
-    expected = every_class[..., first] - every_class[..., second]
-    if mine.shape != expected.shape:
-        if mine.shape == every_class.shape:
-            return feedback(
-                False,
-                f"your array holds a map for every class (shape {mine.shape}). Keep the two "
-                "classes of the question and combine them into one map.",
-            )
-        if mine.shape == maps.shape:
-            return feedback(
-                False,
-                f"your array still has one map per channel (shape {mine.shape}): add the "
-                f"{channels} weighted channels up into one ({height}, {width}) map.",
-            )
-        return feedback(
-            False, f"expected a map of shape ({height}, {width}), got shape {mine.shape}."
-        )
-    if not np.all(np.isfinite(mine)):
-        return feedback(False, "your map contains NaN or infinite values.")
-    if maps_close(mine, expected):
-        return feedback(
-            True,
-            "red cells hold more evidence for the first class than for the second, blue cells "
-            "the reverse; its average plus the difference of the biases is the score gap.",
-        )
-    if maps_close(mine, -expected):
-        return feedback(
-            False,
-            "the right map with the wrong sign: the question asks for the first class minus "
-            "the second.",
-        )
-    if maps_close(mine, every_class[..., first]) or maps_close(mine, every_class[..., second]):
-        return feedback(
-            False,
-            "that is the CAM of one class alone. The exercise asks how the two classes differ "
-            "at each position.",
-        )
-    if maps_close(mine, np.maximum(expected, 0.0)) or maps_close(
-        mine, np.maximum(every_class[..., first], 0) - np.maximum(every_class[..., second], 0)
-    ):
-        return feedback(
-            False,
-            "no ReLU here: the negative cells are half of the answer (evidence for the "
-            "second class).",
-        )
-    peak = float(np.abs(expected).max())
-    if peak > 0 and float(np.abs(mine).max()) > 0:
-        ratio = float(np.abs(mine).max()) / peak
-        if not np.isclose(ratio, 1.0, rtol=1e-3) and (
-            maps_close(mine / ratio, expected) or maps_close(-mine / ratio, expected)
-        ):
-            return feedback(
-                False,
-                "the right pattern scaled by a constant. Use the weights as they are, and do "
-                "not normalise the map.",
-            )
-    return feedback(
-        False,
-        "not the map of the score difference. Each class's CAM is sum_k w_k^c A^k; what is "
-        "left when you subtract one from the other?",
-    )
 
 
 def _rows_seeing(field: Any, pixel_rows: tuple[int, ...], height: int) -> list[int]:
